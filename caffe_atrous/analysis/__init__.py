@@ -1,0 +1,1 @@
+"""Analyses of a Graph: cumulative strides and blob shapes."""

@@ -1,0 +1,219 @@
+"""Command line: `python -m caffe_atrous IN -o OUT` (and the `caffe-atrous` script).
+
+Exit codes: 0 done, 1 conversion error (or --check found OUT out of date),
+2 usage error. Every error is one line on stderr, `caffe_atrous: error: ...`,
+without a traceback; the output file is written atomically or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+from . import __version__
+from .convert import Result, convert_loaded, load_text, truncate
+from .errors import AtrousError, UsageError
+from .rewrite.dilate import EXACT, SEED  # noqa: F401 - SEED is the default
+from .rewrite.plan import Options
+from .analysis.strides import fmt_stride
+
+PROG = "caffe_atrous"
+
+EXAMPLES = """\
+examples:
+  python -m caffe_atrous ResNet-101-deploy.prototxt -o resnet101_os8.prototxt
+  python -m caffe_atrous net.prototxt -o net_os16.prototxt --output-stride 16 --exact
+  python -m caffe_atrous VGG16.prototxt -o vgg_os8.prototxt --truncate-after pool5
+  python -m caffe_atrous net.prototxt --from res4a_branch1 -v -o -
+  python -m caffe_atrous net.prototxt -o net_os8.prototxt --check   # in CI: is it up to date?
+
+conventions:
+  default   the layer whose stride is removed takes the new dilation (PSPNet, DeepLab,
+            R-FCN, SSD); 2x2/2 poolings become 3x3/1 pad 1
+  --exact   function-preserving: the new network's output at every m-th position equals
+            the original's, with the original weights (torchvision, TF-slim)
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors on one line, exit code 2."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        raise UsageError(f"{message} (see --help)")
+
+
+def _input_shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(x) for x in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not N,C,H,W (for example 1,3,513,513)")
+    if len(dims) != 4 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not N,C,H,W (for example 1,3,513,513)")
+    return dims
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Convert a Caffe network to a dilated (atrous) network at a "
+                "chosen output stride. The pretrained .caffemodel still fits: layer names and "
+                "kernel shapes do not change.", epilog=EXAMPLES,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", metavar="IN", help="network prototxt (V2 or legacy V1); - for stdin")
+    p.add_argument("-o", "--output", metavar="OUT", default="-",
+                   help="where to write the converted prototxt (default: stdout)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--output-stride", "--os", type=_positive, default=8, metavar="N",
+                       help="remove every stride that takes the output stride past N (default 8)")
+    which.add_argument("--from", dest="from_layer", metavar="LAYER",
+                       help="remove the stride of LAYER and of every layer after it")
+    p.add_argument("--exact", action="store_true",
+                   help="function-preserving rule: a layer whose stride is removed keeps its "
+                        "dilation; refuse poolings that cannot be exact")
+    p.add_argument("--truncate-after", metavar="LAYER",
+                   help="drop every layer after LAYER (e.g. the classifier head)")
+    p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
+                   help="input size to reason with, instead of the one in the file")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if OUT is missing or differs from the conversion")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print every changed layer (stride, dilation, pad: before -> after)")
+    p.add_argument("--version", action="version", version=f"caffe-atrous {__version__}")
+    return p
+
+
+def _say(kind: str, text: str) -> None:
+    print(f"{PROG}: {kind}: {text}", file=sys.stderr)
+
+
+def _table(result: Result) -> str:
+    rows = [("layer", "type", "before", "after", "why")]
+    for c in result.plan.ordered():
+        before = c.before.describe() if c.before else ""
+        after = "global" if c.make_global else (c.after.describe() if c.after else "")
+        if c.spatial_scale:
+            before, after = f"scale {c.spatial_scale[0]:g}", f"scale {c.spatial_scale[1]:g}"
+        if c.param_str:
+            before, after = c.param_str
+        rows.append((c.layer.name, c.layer.type, before, after, "; ".join(c.reasons)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4]
+                     for r in rows).rstrip()
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise UsageError("no such file", file=path) from None
+    except IsADirectoryError:
+        raise UsageError("is a directory, not a prototxt file", file=path) from None
+    except UnicodeDecodeError as exc:
+        raise AtrousError(f"not a text file ({exc.reason} at byte {exc.start}); is this a binary "
+                          ".caffemodel rather than a .prototxt?", file=path) from None
+    except OSError as exc:
+        raise AtrousError(f"cannot read: {exc.strerror}", file=path) from None
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write text to path via a temporary file in the same folder, then rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    except OSError as exc:
+        raise AtrousError(f"cannot write here: {exc.strerror}", file=path) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise AtrousError(f"cannot write: {exc.strerror}", file=path) from None
+
+
+def _same_file(a: str, b: str) -> bool:
+    if a == "-" or b == "-":
+        return False
+    if os.path.abspath(a) == os.path.abspath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    if _same_file(args.input, args.output):
+        raise UsageError("OUT is the input file; caffe_atrous never overwrites its input: "
+                         "choose another -o", file=args.output)
+    path = "<stdin>" if args.input == "-" else args.input
+    opts = Options(output_stride=None if args.from_layer else args.output_stride,
+                   from_layer=args.from_layer, mode=EXACT if args.exact else SEED,
+                   input_shape=args.input_shape)
+    loaded = load_text(_read_text(args.input), path)
+    if args.truncate_after:
+        loaded = truncate(loaded, args.truncate_after)
+    result = convert_loaded(loaded, opts)
+    if args.check:
+        try:
+            with open(args.output, encoding="utf-8") as fh:
+                current = fh.read()
+        except OSError:
+            current = None
+        if current != result.text:
+            state = "is missing" if current is None else "differs from the conversion"
+            _say("error", f"{args.output}: {state}; run without --check to write it")
+            return 1
+        return 0
+    if loaded.legacy and not args.quiet:
+        _say("note", f"{path} is a legacy V1 (`layers`) file; the output is upgraded to V2 (`layer`)")
+    for w in result.warnings:
+        _say("warning", str(w))
+    if args.output == "-":
+        sys.stdout.write(result.text)
+        sys.stdout.flush()
+    else:
+        write_atomic(args.output, result.text)
+    if args.verbose:
+        print(_table(result), file=sys.stderr)
+    if not args.quiet:
+        plan = result.plan
+        n = len(plan.changes)
+        print(f"converted {n} layer{'s' if n != 1 else ''}: output stride "
+              f"{fmt_stride(plan.stride_before)} -> {fmt_stride(plan.stride_after)}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+        return run_convert(args)
+    except AtrousError as exc:
+        _say("error", str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The library entry point: prototxt text in, converted prototxt text out.
+
+    result = convert_text(open("net.prototxt").read(), "net.prototxt", Options(output_stride=8))
+    result.text, result.plan.warnings
+
+This is the whole pipeline (formats -> graph -> analysis -> rewrite) behind
+one call; the command line only adds files, options and messages around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import AtrousError, ConversionWarning, UsageError
+from .formats import caffe_pb2, netspec, prototxt, upgrade
+from .graph import build_graphs
+from .rewrite.plan import Options, Plan, make_plan
+
+
+@dataclass
+class Loaded:
+    """A network read and normalised to V2, with what the reader noticed."""
+
+    net: caffe_pb2.NetParameter
+    path: str
+    lines: list[int | None]
+    legacy: bool
+    notes: list[ConversionWarning] = field(default_factory=list)
+
+    def specs(self) -> list[netspec.LayerSpec]:
+        return netspec.read_layers(self.net, self.lines)
+
+    def graphs(self):
+        return build_graphs(self.specs(), netspec.net_inputs(self.net), self.path)
+
+
+@dataclass
+class Result:
+    text: str
+    net: caffe_pb2.NetParameter
+    plan: Plan
+    loaded: Loaded
+
+    @property
+    def warnings(self) -> list[ConversionWarning]:
+        return self.loaded.notes + self.plan.warnings
+
+
+def load_text(text: str, path: str = "<string>") -> Loaded:
+    """Parse prototxt text; V1 files are upgraded to V2 (and the notes say so)."""
+    net, source = prototxt.parse(text, path)
+    lines: list[int | None] = list(source.layer_lines)
+    notes: list[ConversionWarning] = []
+    if source.legacy:
+        had_inputs = bool(net.input)
+        try:
+            net, notes = upgrade.upgrade_v1(net)
+        except AtrousError as exc:
+            raise exc.located(path) from None
+        if had_inputs:
+            lines = [None] + lines
+    return Loaded(net, path, lines, source.legacy, notes)
+
+
+def truncate(loaded: Loaded, last: str) -> Loaded:
+    """Drop every layer after the layer named `last`."""
+    index = next((i for i, l in enumerate(loaded.net.layer) if l.name == last), None)
+    if index is None:
+        raise UsageError(f"--truncate-after {last}: no layer has that name", file=loaded.path)
+    return Loaded(netspec.truncate_after(loaded.net, index), loaded.path,
+                  loaded.lines[: index + 1], loaded.legacy, loaded.notes)
+
+
+def convert_loaded(loaded: Loaded, opts: Options) -> Result:
+    plan = make_plan(loaded.graphs(), opts)
+    new_net = netspec.apply_edits(loaded.net, [c.edit() for c in plan.ordered()])
+    text = prototxt.to_text(new_net)
+    _recheck(loaded.net, text)
+    return Result(text, new_net, plan, loaded)
+
+
+def convert_text(text: str, path: str = "<string>", opts: Options | None = None,
+                 truncate_after: str | None = None) -> Result:
+    loaded = load_text(text, path)
+    if truncate_after:
+        loaded = truncate(loaded, truncate_after)
+    return convert_loaded(loaded, opts or Options())
+
+
+def _recheck(original: caffe_pb2.NetParameter, text: str) -> None:
+    """The output must parse and keep every layer's name, type and order."""
+    again, _ = prototxt.parse(text, "<output>")
+    before = [(l.name, l.type) for l in original.layer]
+    after = [(l.name, l.type) for l in again.layer]
+    if before != after:
+        raise AtrousError("internal check failed: the output's layers differ from the input's; "
+                          "please report this with the input file")

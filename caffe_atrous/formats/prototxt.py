@@ -1,0 +1,139 @@
+"""Reading and writing prototxt text: NetParameter in, NetParameter out.
+
+Parse errors become one-line AtrousErrors with file, line and column. The
+reader also records the line on which each top-level `layer`/`layers` block
+starts, so that later errors can point at the layer in the user's file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from google.protobuf import text_format
+
+from ..errors import AtrousError
+from . import caffe_pb2
+
+# Tokens of the protobuf text format that matter for finding top-level blocks.
+_TOKEN = re.compile(r"""
+    (?P<comment>\#[^\n]*)
+  | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+  | (?P<open>[{<])
+  | (?P<close>[}>])
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<newline>\n)
+""", re.VERBOSE)
+
+_KNOWN_FORKS = "BVLC Caffe, SSD, PSPNet, DeepLab v1/v2, Faster R-CNN, R-FCN"
+
+
+@dataclass
+class Source:
+    """Where a network came from: file name, format and layer line numbers."""
+
+    path: str
+    text: str
+    legacy: bool = False                 # V1 `layers` file
+    layer_lines: list[int] = field(default_factory=list)
+
+    def line_of(self, index: int) -> int | None:
+        return self.layer_lines[index] if 0 <= index < len(self.layer_lines) else None
+
+
+def _layer_lines(text: str) -> list[int]:
+    """Line numbers (1-based) of every top-level `layer {` or `layers {`."""
+    lines: list[int] = []
+    depth = 0
+    line = 1
+    pending: int | None = None      # line of a top-level layer/layers identifier
+    for m in _TOKEN.finditer(text):
+        kind = m.lastgroup
+        if kind == "newline":
+            line += 1
+        elif kind == "string":
+            line += m.group().count("\n")
+            pending = None
+        elif kind == "open":
+            if depth == 0 and pending is not None:
+                lines.append(pending)
+            pending = None
+            depth += 1
+        elif kind == "close":
+            depth = max(depth - 1, 0)
+        elif kind == "ident":
+            pending = line if depth == 0 and m.group() in ("layer", "layers") else None
+    return lines
+
+
+def _explain(message: str, source_line: str) -> str:
+    """Turn protobuf's parse message into advice a user can act on."""
+    m = re.search(r'Message type "caffe\.(\w+)" has no field named "(\w+)"', message)
+    if m:
+        return (f"unknown field '{m.group(2)}' in {m.group(1)}: it is not in the schema caffe_atrous "
+                f"knows ({_KNOWN_FORKS}); check the spelling, or remove the field")
+    m = re.search(r'Enum type "caffe\.([\w.]+)" has no value named (\w+)', message)
+    if m:
+        return f"unknown value {m.group(2)} for {m.group(1)}; check the spelling"
+    if "${" in source_line:
+        return ("the file contains a template variable (${...}); substitute it "
+                "(for example with sed or envsubst) before converting")
+    return message.split(": ", 1)[-1] if message.startswith("'") else message
+
+
+def parse(text: str, path: str = "<string>") -> tuple[caffe_pb2.NetParameter, Source]:
+    """Parse prototxt text into a NetParameter; raise AtrousError on bad input."""
+    net = caffe_pb2.NetParameter()
+    try:
+        text_format.Parse(text, net)
+    except text_format.ParseError as exc:
+        line, col = exc.GetLine(), exc.GetColumn()
+        lines = text.splitlines()
+        source_line = lines[line - 1] if line and 0 < line <= len(lines) else ""
+        raw = str(exc)
+        raw = re.sub(r"^\d+:\d+ : ", "", raw)
+        raw = re.sub(r"^'[^\n]*?': ", "", raw)
+        raise AtrousError(_explain(raw, source_line), file=path, line=line or None,
+                          column=col or None) from None
+    if net.layer and net.layers:
+        raise AtrousError("the file mixes V2 `layer` and V1 `layers` blocks; Caffe refuses such "
+                          "files: use one kind", file=path)
+    for i, v1 in enumerate(net.layers):
+        if v1.HasField("layer"):
+            raise AtrousError("the file is in the V0 format (`layers { layer { ... } }`); upgrade it "
+                              "with Caffe's upgrade_net_proto_text first",
+                              file=path, line=_safe_line(text, i))
+    source = Source(path=path, text=text, legacy=bool(net.layers), layer_lines=_layer_lines(text))
+    return net, source
+
+
+def _safe_line(text: str, index: int) -> int | None:
+    lines = _layer_lines(text)
+    return lines[index] if index < len(lines) else None
+
+
+def read(path: str) -> tuple[caffe_pb2.NetParameter, Source]:
+    """Read a prototxt file (or '-' for standard input)."""
+    import sys
+
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+    except FileNotFoundError:
+        raise AtrousError("no such file", file=path, exit_code=2) from None
+    except IsADirectoryError:
+        raise AtrousError("is a directory, not a prototxt file", file=path, exit_code=2) from None
+    except UnicodeDecodeError as exc:
+        raise AtrousError(f"not a text file ({exc.reason} at byte {exc.start}); "
+                          "is this a binary .caffemodel?", file=path) from None
+    except OSError as exc:
+        raise AtrousError(f"cannot read: {exc.strerror}", file=path) from None
+    return parse(text, "<stdin>" if path == "-" else path)
+
+
+def to_text(net: caffe_pb2.NetParameter) -> str:
+    """Serialise deterministically (field-number order, shortest float form)."""
+    return text_format.MessageToString(net)

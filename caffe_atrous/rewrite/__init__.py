@@ -1,0 +1,1 @@
+"""The rewrite: a plan of per-layer changes computed from the graph, then applied."""
