@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT", default="-",
                    help="where to write the converted prototxt (default: stdout)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--output-stride", "--os", type=_positive, default=8, metavar="N",
+    which.add_argument("--output-stride", "--os", type=_positive, metavar="N",
                        help="remove every stride that takes the output stride past N (default 8)")
     which.add_argument("--from", dest="from_layer", metavar="LAYER",
                        help="remove the stride of LAYER and of every layer after it")
@@ -164,7 +164,7 @@ def run_convert(args: argparse.Namespace) -> int:
         raise UsageError("OUT is the input file; caffe_atrous never overwrites its input: "
                          "choose another -o", file=args.output)
     path = "<stdin>" if args.input == "-" else args.input
-    opts = Options(output_stride=None if args.from_layer else args.output_stride,
+    opts = Options(output_stride=None if args.from_layer else (args.output_stride or 8),
                    from_layer=args.from_layer, mode=EXACT if args.exact else SEED,
                    input_shape=args.input_shape)
     loaded = load_text(_read_text(args.input), path)
@@ -182,15 +182,15 @@ def run_convert(args: argparse.Namespace) -> int:
             _say("error", f"{args.output}: {state}; run without --check to write it")
             return 1
         return 0
-    if loaded.legacy and not args.quiet:
-        _say("note", f"{path} is a legacy V1 (`layers`) file; the output is upgraded to V2 (`layer`)")
-    for w in result.warnings:
-        _say("warning", str(w))
     if args.output == "-":
         sys.stdout.write(result.text)
         sys.stdout.flush()
     else:
         write_atomic(args.output, result.text)
+    if loaded.legacy and not args.quiet:
+        _say("note", f"{path} is a legacy V1 (`layers`) file; the output is upgraded to V2 (`layer`)")
+    for w in result.warnings:
+        _say("warning", str(w))
     if args.verbose:
         print(_table(result), file=sys.stderr)
     if not args.quiet:

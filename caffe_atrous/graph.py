@@ -91,10 +91,11 @@ class Graph:
 
 
 def phases_in_use(layers: list[LayerSpec]) -> list[str]:
-    """TEST alone when no layer depends on the phase, else both phases."""
-    if all(l.phases == frozenset(PHASES) for l in layers):
-        return ["TEST"]
-    return [p for p in PHASES if any(p in l.phases for l in layers)]
+    """The phases the file is written for: those named by some layer's rules
+    (a train_val file names both; a test.prototxt with one TEST-only data layer,
+    TEST alone), or TEST when no layer depends on the phase."""
+    named = {p for l in layers if l.phases != frozenset(PHASES) for p in l.phases}
+    return [p for p in PHASES if p in named] or ["TEST"]
 
 
 def build_graphs(layers: list[LayerSpec], inputs=(), path: str | None = None) -> list[Graph]:

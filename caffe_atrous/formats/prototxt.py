@@ -93,6 +93,8 @@ def parse(text: str, path: str = "<string>") -> tuple[caffe_pb2.NetParameter, So
         raw = str(exc)
         raw = re.sub(r"^\d+:\d+ : ", "", raw)
         raw = re.sub(r"^'[^\n]*?': ", "", raw)
+        if line and not "\n".join(lines[line:]).strip() and raw.startswith('Expected "}"'):
+            raw = f"the file ends inside a block: {raw[0].lower()}{raw[1:]}"
         raise AtrousError(_explain(raw, source_line), file=path, line=line or None,
                           column=col or None) from None
     if net.layer and net.layers:
@@ -110,28 +112,6 @@ def parse(text: str, path: str = "<string>") -> tuple[caffe_pb2.NetParameter, So
 def _safe_line(text: str, index: int) -> int | None:
     lines = _layer_lines(text)
     return lines[index] if index < len(lines) else None
-
-
-def read(path: str) -> tuple[caffe_pb2.NetParameter, Source]:
-    """Read a prototxt file (or '-' for standard input)."""
-    import sys
-
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-    except FileNotFoundError:
-        raise AtrousError("no such file", file=path, exit_code=2) from None
-    except IsADirectoryError:
-        raise AtrousError("is a directory, not a prototxt file", file=path, exit_code=2) from None
-    except UnicodeDecodeError as exc:
-        raise AtrousError(f"not a text file ({exc.reason} at byte {exc.start}); "
-                          "is this a binary .caffemodel?", file=path) from None
-    except OSError as exc:
-        raise AtrousError(f"cannot read: {exc.strerror}", file=path) from None
-    return parse(text, "<stdin>" if path == "-" else path)
 
 
 def to_text(net: caffe_pb2.NetParameter) -> str:

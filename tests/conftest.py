@@ -1,0 +1,82 @@
+"""Shared test helpers: the zoo of published prototxt files, and a net factory."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from caffe_atrous.convert import convert_text, load_text
+from caffe_atrous.rewrite.plan import Options
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = ROOT.parent / "shared" / "zoo"
+EXAMPLE = ROOT / "examples" / "seed_resnet.prototxt"
+
+
+def zoo_path(rel: str) -> Path:
+    """A file of ../shared/zoo; the test is skipped where the zoo is absent."""
+    if not ZOO.is_dir():
+        pytest.skip("../shared/zoo is not here")
+    path = ZOO / rel
+    assert path.is_file(), f"{rel} is missing from the zoo"
+    return path
+
+
+def zoo_text(rel: str, **variables: str) -> str:
+    """A zoo file's text with its ${TEMPLATE} variables substituted."""
+    text = zoo_path(rel).read_text()
+    return re.sub(r"\$\{(\w+)\}", lambda m: variables.get(m.group(1), "21"), text)
+
+
+def convert(text: str, **opts) -> "object":
+    truncate = opts.pop("truncate_after", None)
+    return convert_text(text, "test.prototxt", Options(**opts), truncate_after=truncate)
+
+
+def windows(text: str) -> dict:
+    """Layer name -> Window (None for windowless layers) of a network text."""
+    return {s.name: s.window for s in load_text(text, "x").specs()}
+
+
+def layers_by_name(text: str) -> dict:
+    return {s.name: s for s in load_text(text, "x").specs()}
+
+
+# -- a small factory of networks written as prototxt ---------------------------
+
+def conv(name, bottom, k=3, s=1, p=None, d=None, n=8, group=None, extra=""):
+    p = (k - 1) // 2 if p is None else p
+    lines = [f"num_output: {n}", f"kernel_size: {k}"]
+    if s != 1:
+        lines.append(f"stride: {s}")
+    if p:
+        lines.append(f"pad: {p}")
+    if d:
+        lines.append(f"dilation: {d}")
+    if group:
+        lines.append(f"group: {group}")
+    if extra:
+        lines.append(extra)
+    return (f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}" '
+            f'convolution_param {{ {" ".join(lines)} }} }}\n')
+
+
+def pool(name, bottom, k=2, s=2, p=0, method="MAX", extra=""):
+    return (f'layer {{ name: "{name}" type: "Pooling" bottom: "{bottom}" top: "{name}" '
+            f'pooling_param {{ pool: {method} kernel_size: {k} stride: {s} pad: {p} {extra} }} }}\n')
+
+
+def layer(name, type_, bottoms, tops=None, body=""):
+    bottoms = [bottoms] if isinstance(bottoms, str) else bottoms
+    tops = [name] if tops is None else ([tops] if isinstance(tops, str) else tops)
+    b = " ".join(f'bottom: "{x}"' for x in bottoms)
+    t = " ".join(f'top: "{x}"' for x in tops)
+    return f'layer {{ name: "{name}" type: "{type_}" {b} {t} {body} }}\n'
+
+
+def net(*layers, size=65, channels=3):
+    head = (f'name: "t"\nlayer {{ name: "data" type: "Input" top: "data" input_param {{ shape '
+            f'{{ dim: 1 dim: {channels} dim: {size} dim: {size} }} }} }}\n')
+    return head + "".join(layers)
