@@ -28,6 +28,11 @@ examples:
   python -m caffe_atrous VGG16.prototxt -o vgg_os8.prototxt --truncate-after pool5
   python -m caffe_atrous net.prototxt --from res4a_branch1 -v -o -
   python -m caffe_atrous net.prototxt -o net_os8.prototxt --check   # in CI: is it up to date?
+  python -m caffe_atrous net.prototxt -o net_os8.prototxt --weights net.caffemodel
+  python -m caffe_atrous init-weights net.prototxt -o random.caffemodel
+  python -m caffe_atrous verify net.prototxt net_os8.prototxt net.caffemodel
+
+subcommands: init-weights, verify (see `python -m caffe_atrous verify --help`)
 
 conventions:
   default   the layer whose stride is removed takes the new dilation (PSPNet, DeepLab,
@@ -84,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop every layer after LAYER (e.g. the classifier head)")
     p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
                    help="input size to reason with, instead of the one in the file")
+    p.add_argument("--weights", metavar="IN.caffemodel",
+                   help="check that this caffemodel fits the converted network (by layer name and "
+                        "blob shape)")
+    p.add_argument("--weights-out", metavar="OUT.caffemodel",
+                   help="also write a caffemodel for the converted network (needs --weights)")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 if OUT is missing or differs from the conversion")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
@@ -91,6 +101,59 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print every changed layer (stride, dilation, pad: before -> after)")
     p.add_argument("--version", action="version", version=f"caffe-atrous {__version__}")
     return p
+
+
+def build_init_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"{PROG} init-weights", description="Write random weights for a network: "
+                "variance-scaled convolutions and inner products, BatchNorm statistics that keep "
+                "activations finite. For tests and demos, since no pretrained model can be "
+                "downloaded everywhere.")
+    p.add_argument("net", metavar="NET.prototxt")
+    p.add_argument("-o", "--output", metavar="W.caffemodel", required=True)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
+                   help="input size, where the prototxt gives none")
+    return p
+
+
+def build_verify_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"{PROG} verify", description="Run the original and the converted network "
+                "with the same weights on the same random input, and compare the converted "
+                "network's output, sampled every m pixels, with the original's. Exit 0 within "
+                "tolerance, 1 otherwise.")
+    p.add_argument("orig", metavar="ORIG.prototxt")
+    p.add_argument("new", metavar="NEW.prototxt")
+    p.add_argument("weights", metavar="WEIGHTS.caffemodel")
+    p.add_argument("--blob", metavar="NAME", help="blob to compare (default: the last blob both "
+                   "networks keep a spatial layout for)")
+    p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
+                   help="input size (default: the declared one, moved to the nearest 32k+1)")
+    p.add_argument("--engine", choices=["auto", "opencv", "caffe"], default="auto",
+                   help="pycaffe when importable, else OpenCV (default auto)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random input")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest relative error that passes (default 1e-4)")
+    return p
+
+
+def run_init(args: argparse.Namespace) -> int:
+    from .weights import random_weights
+    loaded = load_text(_read_text(args.net), args.net)
+    n = random_weights(loaded, args.output, seed=args.seed, input_shape=args.input_shape)
+    print(f"init-weights: {n} layers with random weights written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+    report = verify(args.orig, args.new, args.weights, blob=args.blob,
+                    input_shape=args.input_shape, engine=args.engine, seed=args.seed,
+                    tolerance=args.tolerance)
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+COMMANDS = {"init-weights": (build_init_parser, run_init), "verify": (build_verify_parser, run_verify)}
 
 
 def _say(kind: str, text: str) -> None:
@@ -159,6 +222,22 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
+def _check_weights(args: argparse.Namespace, result: Result) -> str:
+    """Check (and with --weights-out, rewrite) the caffemodel for the converted net."""
+    from .convert import Loaded
+    from .formats.caffemodel import Weights
+    from .weights import check, raise_for, write_for
+    converted = Loaded(result.net, args.output, result.loaded.lines, False)
+    with Weights(args.weights) as w:
+        report = check(converted, w, args.input_shape)
+        raise_for(report, args.weights)
+        if args.weights_out and not args.check:
+            if _same_file(args.weights, args.weights_out):
+                raise UsageError("--weights-out is the input caffemodel; choose another file")
+            write_for(converted, w, args.weights_out)
+    return report.line()
+
+
 def run_convert(args: argparse.Namespace) -> int:
     if _same_file(args.input, args.output):
         raise UsageError("OUT is the input file; caffe_atrous never overwrites its input: "
@@ -171,6 +250,11 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.truncate_after:
         loaded = truncate(loaded, args.truncate_after)
     result = convert_loaded(loaded, opts)
+    weights_line = None
+    if args.weights_out and not args.weights:
+        raise UsageError("--weights-out needs --weights IN.caffemodel")
+    if args.weights:
+        weights_line = _check_weights(args, result)
     if args.check:
         try:
             with open(args.output, encoding="utf-8") as fh:
@@ -193,6 +277,8 @@ def run_convert(args: argparse.Namespace) -> int:
         _say("warning", str(w))
     if args.verbose:
         print(_table(result), file=sys.stderr)
+    if weights_line and not args.quiet:
+        print(weights_line, file=sys.stderr)
     if not args.quiet:
         plan = result.plan
         n = len(plan.changes)
@@ -204,6 +290,9 @@ def run_convert(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv and argv[0] in COMMANDS:
+            build, run = COMMANDS[argv[0]]
+            return run(build().parse_args(argv[1:]))
         args = build_parser().parse_args(argv)
         return run_convert(args)
     except AtrousError as exc:

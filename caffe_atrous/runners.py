@@ -1,0 +1,111 @@
+"""Inference engines that run a Caffe network, one runner per engine.
+
+A runner loads (prototxt, caffemodel) and returns blobs by name for an input.
+OpenCV's Caffe importer (opencv-python-headless below 5.0) is installed by
+`make`; pycaffe is used when `import caffe` works. Nothing else in
+caffe_atrous imports either engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import AtrousError
+
+
+class Runner:
+    name = "?"
+
+    def version(self) -> str:
+        raise NotImplementedError
+
+    def run(self, prototxt: str, caffemodel: str, inputs: dict[str, np.ndarray],
+            blobs: dict[str, str]) -> dict[str, np.ndarray]:
+        """Forward `inputs`; return the blobs asked for. `blobs` maps each blob
+        name to the last layer that writes it (OpenCV names outputs by layer)."""
+        raise NotImplementedError
+
+
+class OpenCVRunner(Runner):
+    name = "opencv"
+
+    def __init__(self):
+        try:
+            import cv2
+        except ImportError:
+            raise AtrousError("OpenCV is not installed: pip install 'opencv-python-headless<5' "
+                              "(or use --engine caffe)", exit_code=2) from None
+        if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromCaffe"):
+            raise AtrousError(f"this OpenCV ({cv2.__version__}) has no Caffe importer; install "
+                              "opencv-python-headless below 5.0", exit_code=2)
+        self.cv2 = cv2
+
+    def version(self) -> str:
+        return f"OpenCV {self.cv2.__version__}"
+
+    def run(self, prototxt, caffemodel, inputs, blobs):
+        cv2 = self.cv2
+        try:
+            net = cv2.dnn.readNetFromCaffe(prototxt, caffemodel)
+        except cv2.error as exc:
+            msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "cannot load"
+            raise AtrousError(f"OpenCV cannot load this network: {msg}", file=prototxt) from None
+        net.enableFusion(False)          # every layer's own output, as in Caffe
+        for name, value in inputs.items():
+            net.setInput(value, name)
+        layers = list(dict.fromkeys(blobs.values()))
+        try:
+            outs = net.forward(layers)
+        except cv2.error as exc:
+            msg = str(exc).strip().splitlines()[-1]
+            raise AtrousError(f"OpenCV could not run this network: {msg}", file=prototxt) from None
+        by_layer = dict(zip(layers, outs))
+        return {blob: np.asarray(by_layer[layer]) for blob, layer in blobs.items()}
+
+
+class CaffeRunner(Runner):
+    name = "caffe"
+
+    def __init__(self):
+        try:
+            import caffe  # type: ignore
+        except ImportError:
+            raise AtrousError("pycaffe is not importable here (`import caffe` fails); use "
+                              "--engine opencv", exit_code=2) from None
+        self.caffe = caffe
+        caffe.set_mode_cpu()
+
+    def version(self) -> str:
+        return f"pycaffe {getattr(self.caffe, '__version__', '')}".strip()
+
+    def run(self, prototxt, caffemodel, inputs, blobs):
+        net = self.caffe.Net(prototxt, caffemodel, self.caffe.TEST)
+        for name, value in inputs.items():
+            net.blobs[name].reshape(*value.shape)
+            net.blobs[name].data[...] = value
+        net.forward()
+        return {blob: np.array(net.blobs[blob].data) for blob in blobs}
+
+
+def available() -> list[str]:
+    names = []
+    for cls in (CaffeRunner, OpenCVRunner):
+        try:
+            cls()
+            names.append(cls.name)
+        except AtrousError:
+            pass
+    return names
+
+
+def get(engine: str) -> Runner:
+    if engine == "opencv":
+        return OpenCVRunner()
+    if engine == "caffe":
+        return CaffeRunner()
+    if engine == "auto":
+        try:
+            return CaffeRunner()
+        except AtrousError:
+            return OpenCVRunner()
+    raise AtrousError(f"unknown engine {engine!r}: opencv, caffe or auto", exit_code=2)

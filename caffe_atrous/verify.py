@@ -1,0 +1,235 @@
+"""Numerical proof: run the original and the converted network with the same
+weights on the same random input, and compare.
+
+With the exact rule the converted network's output at every m-th position
+(m: the stride removed upstream of the compared blob) equals the original's.
+The report also names, by layer, what makes a conversion inexact by
+construction (the seed convention, poolings and global poolings over a denser
+blob), so a failure is explained and a pass is not mistaken for more than it is.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import runners
+from .analysis import strides as st
+from .analysis.shapes import fmt_shape, infer_shapes
+from .convert import Loaded, load_text
+from .errors import AtrousError, ConversionWarning, UsageError
+from .graph import Graph
+from .rewrite.dilate import EXACT, SEED, dilate_conv
+from .window import Pair
+
+
+@dataclass
+class Report:
+    engine: str
+    input_shape: tuple[int, ...]
+    input_note: str
+    blob: str
+    orig_shape: tuple
+    new_shape: tuple
+    factor: Pair
+    region: tuple[int, int]
+    band: int
+    max_abs: float
+    max_rel: float
+    tolerance: float
+    inexact: list[tuple[ConversionWarning, bool]] = field(default_factory=list)  # (finding, upstream)
+
+    @property
+    def ok(self) -> bool:
+        return bool(np.isfinite(self.max_rel)) and self.max_rel <= self.tolerance
+
+    def lines(self) -> list[str]:
+        m = self.factor
+        every = str(m[0]) if m[0] == m[1] else f"{m[0]}x{m[1]}"
+        out = [f"verify: engine {self.engine}; input {fmt_shape(self.input_shape)}"
+               f"{self.input_note}",
+               f"verify: compared blob '{self.blob}': original {fmt_shape(self.orig_shape)}, "
+               f"converted {fmt_shape(self.new_shape)} sampled every {every}; region "
+               f"{self.region[0]}x{self.region[1]}"
+               + (f" (a border band of {self.band} left out: the input size is not aligned)"
+                  if self.band else ""),
+               f"verify: max abs error {self.max_abs:.3g}, max relative error {self.max_rel:.3g} "
+               f"(tolerance {self.tolerance:g})"]
+        for finding, upstream in self.inexact:
+            where = "before the compared blob" if upstream else "after the compared blob"
+            out.append(f"verify: inexact by construction ({where}): {finding}")
+        out.append("verify: " + ("PASS: the converted network computes the original's output at "
+                                 "every sampled position" if self.ok else
+                                 "FAIL: the converted network's output differs from the original's"))
+        return out
+
+
+def _first_graph(loaded: Loaded) -> Graph:
+    graphs = loaded.graphs()
+    return next((g for g in graphs if g.phase == "TEST"), graphs[0])
+
+
+def _top_factors(orig: Graph, new: Graph) -> dict[str, Pair | None]:
+    """Removed factor of every blob (by name, last writer), converted vs original."""
+    s0, s1 = st.cumulative_strides(orig), st.cumulative_strides(new)
+    out: dict[str, Pair | None] = {}
+    for b0 in orig.inputs:
+        out[b0.name] = (1, 1) if s0.get(b0) is not None else None
+    for l0, l1 in zip(orig.layers, new.layers):
+        for b0, b1 in zip(orig.tops(l0), new.tops(l1)):
+            out[b0.name] = st.removed_factor(s0.get(b0), s1.get(b1))
+    return out
+
+
+def diagnose(orig: Graph, new: Graph) -> list[tuple[int, ConversionWarning]]:
+    """What makes `new` differ from the exact conversion of `orig`, by layer."""
+    if [l.name for l in orig.layers] != [l.name for l in new.layers]:
+        raise AtrousError("the two networks do not have the same layers in the same order; "
+                          "is NEW a conversion of ORIG?", exit_code=2)
+    s0, s1 = st.cumulative_strides(orig), st.cumulative_strides(new)
+    found = []
+    for l0, l1 in zip(orig.layers, new.layers):
+        b0, b1 = orig.bottoms(l0), new.bottoms(l1)
+        if not b0:
+            continue
+        m = st.removed_factor(s0.get(b0[0]), s1.get(b1[0]))
+        if m is None:
+            continue
+        dense = m != (1, 1)
+        say = lambda text: found.append((l0.index, ConversionWarning(l0.name, text)))  # noqa: E731
+        if l0.is_conv and not l0.is_deconv and l1.window is not None:
+            w0, w1 = l0.window, l1.window
+            r = tuple(w0.stride[a] // max(w1.stride[a], 1) for a in (0, 1))
+            exact = dilate_conv(w0, m, r, EXACT)[0]
+            if w1 != exact:
+                seed = dilate_conv(w0, m, r, SEED)[0]
+                why = " (the seed convention)" if w1 == seed else ""
+                say(f"dilation {_pair(w1.dilation)}, pad {_pair(w1.pad)} where the exact rule gives "
+                    f"dilation {_pair(exact.dilation)}, pad {_pair(exact.pad)}{why}")
+        elif l0.is_pool:
+            glob = l1.attrs.get("global_pooling")
+            if glob and dense:
+                say(f"global pooling over a x{_pair(m)} denser blob pools the dense map")
+            elif l1.window is not None and l0.window is not None:
+                if l1.window.kernel != l0.window.kernel:
+                    say(f"pooling {_pair(l0.window.kernel)} became {_pair(l1.window.kernel)}")
+                elif dense and l0.window.kernel != (1, 1):
+                    say(f"pooling {_pair(l0.window.kernel)} over a x{_pair(m)} denser blob "
+                        "(Caffe pooling has no dilation)")
+        elif dense and (l0.is_deconv or "interp" in l0.attrs):
+            say(f"{l0.type} over a x{_pair(m)} denser blob")
+    return found
+
+
+def _pair(p) -> str:
+    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
+
+
+def _receptive_field(g: Graph) -> dict[str, int]:
+    """Largest receptive field (input pixels, height axis) of every blob."""
+    strides = st.cumulative_strides(g)
+    rf: dict[int, int] = {id(b): 1 for b in g.inputs}
+    by_name: dict[str, int] = {}
+    for layer in g.layers:
+        ins = [rf.get(id(b), 1) for b in g.bottoms(layer)]
+        base = max(ins) if ins else 1
+        grow = 0
+        if layer.window is not None and not layer.is_deconv and g.bottoms(layer):
+            s = strides.get(g.bottoms(layer)[0])
+            if s is not None:
+                grow = (layer.window.effective_kernel(0) - 1) * int(math.ceil(s[0]))
+        for b in g.tops(layer):
+            rf[id(b)] = base + grow
+            by_name[b.name] = base + grow
+    return by_name
+
+
+def _aligned(size: int, stride: int) -> bool:
+    return (size - 1) % stride == 0
+
+
+def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = None,
+           input_shape: tuple[int, ...] | None = None, engine: str = "auto", seed: int = 0,
+           tolerance: float = 1e-4) -> Report:
+    for p in (orig_path, new_path, weights_path):
+        if not os.path.isfile(p):
+            raise UsageError("no such file", file=p)
+    orig_l = load_text(open(orig_path, encoding="utf-8").read(), orig_path)
+    new_l = load_text(open(new_path, encoding="utf-8").read(), new_path)
+    orig, new = _first_graph(orig_l), _first_graph(new_l)
+    findings = diagnose(orig, new)
+    factors = _top_factors(orig, new)
+
+    images = [b for b in orig.inputs if b.producer is None or b.producer.type == "Input"]
+    if len(images) != 1:
+        raise AtrousError("verify needs a network with one input blob (an `input` or Input "
+                          "layer); found " + (", ".join(b.name for b in images) or "none"),
+                          file=orig_path, exit_code=2)
+    image = images[0]
+    total = int(max(st.output_stride(st.cumulative_strides(orig)), 1))
+    note = ""
+    if input_shape is None:
+        declared = infer_shapes(orig).get(image)
+        if declared is None or len(declared) != 4 or None in declared:
+            raise UsageError("the network does not declare its input size; give --input-shape",
+                             file=orig_path)
+        n, c, h, w = declared
+        h2 = total * max(1, round((h - 1) / total)) + 1
+        w2 = total * max(1, round((w - 1) / total)) + 1
+        input_shape = (1, c, h2, w2)
+        if (h2, w2) != (h, w):
+            note = (f" (the declared {h}x{w} moved to {h2}x{w2} = {total}k+1, where Caffe's "
+                    "rounding agrees at every stride)")
+    shapes0 = infer_shapes(orig, input_shape=input_shape)
+    infer_shapes(new, input_shape=input_shape)          # the converted network must size too
+
+    last_writer: dict[str, str] = {b.name: b.name for b in orig.inputs}
+    for layer in orig.layers:
+        for t in layer.tops:
+            last_writer[t] = layer.name
+    if blob is None:
+        candidates = [b.name for b in reversed(orig.blobs)
+                      if factors.get(b.name) is not None and shapes0.get(b) is not None
+                      and len(shapes0[b]) == 4]
+        if not candidates:
+            raise AtrousError("no blob keeps a spatial layout in both networks; name one with --blob",
+                              exit_code=2)
+        blob = candidates[0]
+    elif blob not in last_writer:
+        raise UsageError(f"--blob {blob}: the original network has no such blob")
+    m = factors.get(blob)
+    if m is None:
+        raise UsageError(f"--blob {blob}: this blob has no spatial layout in both networks "
+                         "(it follows a global pooling or a classifier); choose an earlier one")
+
+    runner = runners.get(engine)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(input_shape).astype(np.float32)
+    want = {blob: last_writer[blob]}
+    out0 = runner.run(orig_path, weights_path, {image.name: x}, want)[blob]
+    out1 = runner.run(new_path, weights_path, {image.name: x}, want)[blob]
+    if out0.ndim != 4 or out1.ndim != 4:
+        raise AtrousError(f"blob '{blob}' is not 4-D in the engine's output", exit_code=2)
+    sampled = out1[:, :, ::m[0], ::m[1]]
+    rows, cols = min(out0.shape[2], sampled.shape[2]), min(out0.shape[3], sampled.shape[3])
+    band = 0
+    if not (_aligned(input_shape[2], total) and _aligned(input_shape[3], total)):
+        stride0 = st.cumulative_strides(orig)
+        s = next((v for b, v in stride0.items() if b.name == blob and v is not None), (1, 1))
+        band = math.ceil(_receptive_field(orig).get(blob, 1) / max(int(s[0]), 1)) + 1
+        rows, cols = max(rows - band, 0), max(cols - band, 0)
+    if rows == 0 or cols == 0:
+        raise AtrousError(f"nothing left to compare in '{blob}' at this input size; give a larger "
+                          "--input-shape (of the form 32k+1)", exit_code=2)
+    a = out0[:, :, :rows, :cols].astype(np.float64)
+    b = sampled[:, :, :rows, :cols].astype(np.float64)
+    max_abs = float(np.max(np.abs(a - b)))
+    scale = float(np.max(np.abs(a)))
+    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf)
+    compared_index = max((l.index for l in orig.layers if l.name == last_writer[blob]), default=-1)
+    inexact = [(f, idx <= compared_index) for idx, f in findings]
+    return Report(runner.version(), tuple(input_shape), note, blob, tuple(out0.shape),
+                  tuple(out1.shape), m, (rows, cols), band, max_abs, max_rel, tolerance, inexact)
