@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +20,8 @@ import numpy as np
 from . import runners
 from .analysis import strides as st
 from .analysis.shapes import fmt_shape, infer_shapes
-from .convert import Loaded, load_text
+from .convert import Loaded, load_text, truncate
+from .formats import prototxt
 from .errors import AtrousError, ConversionWarning, UsageError
 from .graph import Graph
 from .rewrite.dilate import EXACT, SEED, dilate_conv
@@ -151,9 +153,65 @@ def _aligned(size: int, stride: int) -> bool:
     return (size - 1) % stride == 0
 
 
+def _declared_shape(image) -> tuple | None:
+    if image.producer is None:
+        return image.shape
+    shapes = image.producer.attrs.get("shapes") or [None]
+    index = list(image.producer.tops).index(image.name)
+    return shapes[min(index, len(shapes) - 1)]
+
+
+def _choose_input(image, total: int, input_shape) -> tuple[tuple[int, ...], str]:
+    """The given input shape, or the declared one moved to the nearest total*k+1."""
+    if input_shape is not None:
+        return tuple(input_shape), ""
+    declared = _declared_shape(image)
+    if declared is None or len(declared) != 4 or None in declared:
+        raise UsageError("the network does not declare its input size; give --input-shape")
+    _, c, h, w = declared
+    h2 = total * max(1, round((h - 1) / total)) + 1
+    w2 = total * max(1, round((w - 1) / total)) + 1
+    note = "" if (h2, w2) == (h, w) else (
+        f" (the declared {h}x{w} moved to {h2}x{w2} = {total}k+1, where Caffe's rounding agrees "
+        "at every stride)")
+    return (1, c, h2, w2), note
+
+
+def _choose_blob(orig: Graph, factors: dict, blob: str | None) -> str:
+    """The blob asked for, or the last one both networks keep a spatial layout for."""
+    names = {b.name for b in orig.blobs}
+    if blob is None:
+        candidates = [b.name for b in reversed(orig.blobs) if factors.get(b.name) is not None]
+        if not candidates:
+            raise UsageError("no blob keeps a spatial layout in both networks; name one with --blob")
+        return candidates[0]
+    if blob not in names:
+        raise UsageError(f"--blob {blob}: the original network has no such blob")
+    if factors.get(blob) is None:
+        raise UsageError(f"--blob {blob}: this blob has no spatial layout in both networks "
+                         "(it follows a global pooling or a classifier); choose an earlier one")
+    return blob
+
+
+def _run_both(runner, nets: list[Loaded], weights_path: str, inputs: dict, blob: str,
+              writer: str) -> list[np.ndarray]:
+    with tempfile.TemporaryDirectory(prefix="caffe_atrous_verify_") as tmp:
+        outs = []
+        for i, loaded in enumerate(nets):
+            path = os.path.join(tmp, f"net{i}.prototxt")
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(prototxt.to_text(loaded.net))
+            out = runner.run(path, weights_path, inputs, {blob: writer})[blob]
+            if out.ndim != 4:
+                raise AtrousError(f"blob '{blob}' is not 4-D in the engine's output", exit_code=2)
+            outs.append(out)
+    return outs
+
+
 def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = None,
            input_shape: tuple[int, ...] | None = None, engine: str = "auto", seed: int = 0,
            tolerance: float = 1e-4) -> Report:
+    """Compare the converted network with the original in an engine; see Report."""
     for p in (orig_path, new_path, weights_path):
         if not os.path.isfile(p):
             raise UsageError("no such file", file=p)
@@ -165,71 +223,43 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
 
     images = [b for b in orig.inputs if b.producer is None or b.producer.type == "Input"]
     if len(images) != 1:
-        raise AtrousError("verify needs a network with one input blob (an `input` or Input "
-                          "layer); found " + (", ".join(b.name for b in images) or "none"),
-                          file=orig_path, exit_code=2)
+        raise UsageError("verify needs a network with one input blob (an `input` or Input layer); "
+                         "found " + (", ".join(b.name for b in images) or "none"), file=orig_path)
     image = images[0]
-    total = int(max(st.output_stride(st.cumulative_strides(orig)), 1))
-    note = ""
-    if input_shape is None:
-        declared = infer_shapes(orig).get(image)
-        if declared is None or len(declared) != 4 or None in declared:
-            raise UsageError("the network does not declare its input size; give --input-shape",
-                             file=orig_path)
-        n, c, h, w = declared
-        h2 = total * max(1, round((h - 1) / total)) + 1
-        w2 = total * max(1, round((w - 1) / total)) + 1
-        input_shape = (1, c, h2, w2)
-        if (h2, w2) != (h, w):
-            note = (f" (the declared {h}x{w} moved to {h2}x{w2} = {total}k+1, where Caffe's "
-                    "rounding agrees at every stride)")
-    shapes0 = infer_shapes(orig, input_shape=input_shape)
-    infer_shapes(new, input_shape=input_shape)          # the converted network must size too
+    strides0 = st.cumulative_strides(orig)
+    total = int(max(st.output_stride(strides0), 1))
+    input_shape, note = _choose_input(image, total, input_shape)
+    blob = _choose_blob(orig, factors, blob)
+    m = factors[blob]
+    writer = next((l.name for l in reversed(orig.layers) if blob in l.tops), blob)
 
-    last_writer: dict[str, str] = {b.name: b.name for b in orig.inputs}
-    for layer in orig.layers:
-        for t in layer.tops:
-            last_writer[t] = layer.name
-    if blob is None:
-        candidates = [b.name for b in reversed(orig.blobs)
-                      if factors.get(b.name) is not None and shapes0.get(b) is not None
-                      and len(shapes0[b]) == 4]
-        if not candidates:
-            raise AtrousError("no blob keeps a spatial layout in both networks; name one with --blob",
-                              exit_code=2)
-        blob = candidates[0]
-    elif blob not in last_writer:
-        raise UsageError(f"--blob {blob}: the original network has no such blob")
-    m = factors.get(blob)
-    if m is None:
-        raise UsageError(f"--blob {blob}: this blob has no spatial layout in both networks "
-                         "(it follows a global pooling or a classifier); choose an earlier one")
+    # Both networks end at the compared blob: a classifier head sized for another
+    # input (or made global) does not get in the way.
+    if any(l.name == writer for l in orig_l.net.layer):
+        orig_l, new_l = truncate(orig_l, writer), truncate(new_l, writer)
+    for loaded in (orig_l, new_l):
+        infer_shapes(_first_graph(loaded), input_shape=input_shape)   # both must size
 
+    x = np.random.default_rng(seed).standard_normal(input_shape).astype(np.float32)
     runner = runners.get(engine)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(input_shape).astype(np.float32)
-    want = {blob: last_writer[blob]}
-    out0 = runner.run(orig_path, weights_path, {image.name: x}, want)[blob]
-    out1 = runner.run(new_path, weights_path, {image.name: x}, want)[blob]
-    if out0.ndim != 4 or out1.ndim != 4:
-        raise AtrousError(f"blob '{blob}' is not 4-D in the engine's output", exit_code=2)
+    out0, out1 = _run_both(runner, [orig_l, new_l], weights_path, {image.name: x}, blob, writer)
+
     sampled = out1[:, :, ::m[0], ::m[1]]
     rows, cols = min(out0.shape[2], sampled.shape[2]), min(out0.shape[3], sampled.shape[3])
     band = 0
     if not (_aligned(input_shape[2], total) and _aligned(input_shape[3], total)):
-        stride0 = st.cumulative_strides(orig)
-        s = next((v for b, v in stride0.items() if b.name == blob and v is not None), (1, 1))
+        s = next((v for b, v in strides0.items() if b.name == blob and v is not None), (1, 1))
         band = math.ceil(_receptive_field(orig).get(blob, 1) / max(int(s[0]), 1)) + 1
         rows, cols = max(rows - band, 0), max(cols - band, 0)
     if rows == 0 or cols == 0:
-        raise AtrousError(f"nothing left to compare in '{blob}' at this input size; give a larger "
-                          "--input-shape (of the form 32k+1)", exit_code=2)
+        raise UsageError(f"nothing left to compare in '{blob}' at this input size; give a larger "
+                         "--input-shape (of the form 32k+1)")
     a = out0[:, :, :rows, :cols].astype(np.float64)
     b = sampled[:, :, :rows, :cols].astype(np.float64)
     max_abs = float(np.max(np.abs(a - b)))
     scale = float(np.max(np.abs(a)))
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf)
-    compared_index = max((l.index for l in orig.layers if l.name == last_writer[blob]), default=-1)
+    compared_index = max((l.index for l in orig.layers if l.name == writer), default=-1)
     inexact = [(f, idx <= compared_index) for idx, f in findings]
     return Report(runner.version(), tuple(input_shape), note, blob, tuple(out0.shape),
                   tuple(out1.shape), m, (rows, cols), band, max_abs, max_rel, tolerance, inexact)

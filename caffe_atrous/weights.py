@@ -91,9 +91,17 @@ def raise_for(report: WeightsReport, path: str) -> None:
                           f"({few}); is it the caffemodel of this network?", file=path)
 
 
+# LayerParameter fields that a conversion changes (the same numbers in every fork).
+_CONVOLUTION, _POOLING, _PYTHON, _PRIOR_BOX = 106, 121, 130, 203
+
+
 def write_for(loaded: Loaded, weights: caffemodel.Weights, out_path: str) -> int:
-    """Write a caffemodel for `loaded` (the converted network): each layer with
-    stored blobs gets its definition from the network and its blobs verbatim."""
+    """Write a caffemodel for `loaded` (the converted network), with the same blobs.
+
+    A V2 record is copied field by field as stored, so fork parameters pass
+    through byte for byte, except the parameters the conversion changes, which
+    come from the converted network. A V1 record becomes a V2 record: name,
+    type, blobs, and the layer's definition from the converted network."""
     stored = weights.by_name()
     count = 0
     with caffemodel.Writer(out_path, loaded.net.name) as w:
@@ -101,12 +109,23 @@ def write_for(loaded: Loaded, weights: caffemodel.Weights, out_path: str) -> int
             source = stored.get(layer.name)
             if source is None or not source.raw_blobs:
                 continue
-            definition = type(layer)()
-            definition.CopyFrom(layer)
-            definition.ClearField("blobs")
-            definition.ClearField("name")
-            definition.ClearField("type")
-            w.add(layer.name, layer.type, source.raw_blobs, header=definition.SerializeToString())
+            if source.legacy:
+                definition = type(layer)()
+                definition.CopyFrom(layer)
+                for f in ("blobs", "name", "type"):
+                    definition.ClearField(f)
+                w.add(layer.name, layer.type, source.raw_blobs, header=definition.SerializeToString())
+            else:
+                changed = {_CONVOLUTION: "convolution_param", _POOLING: "pooling_param",
+                           _PYTHON: "python_param", _PRIOR_BOX: "prior_box_param"}
+                pieces = []
+                for number, _, raw in source.fields():
+                    if number in changed and layer.HasField(changed[number]):
+                        pieces.append(caffemodel.encode_field(
+                            number, getattr(layer, changed[number]).SerializeToString()))
+                    else:
+                        pieces.append(raw)
+                w.add_record(pieces)
             count += 1
     return count
 

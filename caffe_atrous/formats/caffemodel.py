@@ -50,6 +50,25 @@ class Layer:
     type: str
     blobs: list[Blob] = field(default_factory=list)
     raw_blobs: list[memoryview] = field(default_factory=list)   # the BlobProto records as stored
+    raw: memoryview | None = None        # the whole layer record as stored
+    legacy: bool = False                 # a V1 (`layers`) record
+
+    def fields(self):
+        """(number, wire type, raw bytes of the whole field) of a V2 record, in order."""
+        buf, end = self.raw, len(self.raw)
+        pos = 0
+        while pos < end:
+            start = pos
+            key, pos = _varint(buf, pos, end)
+            wire = key & 7
+            if wire == 0:
+                _, pos = _varint(buf, pos, end)
+            elif wire == 2:
+                length, pos = _varint(buf, pos, end)
+                pos += length
+            else:
+                pos += 4 if wire == 5 else 8
+            yield key >> 3, wire, buf[start:pos]
 
 
 # ------------------------------------------------------------ wire format --
@@ -149,7 +168,7 @@ def _v1_type(number: int) -> str:
 
 def _layer(buf, start: int, stop: int, legacy: bool) -> Layer:
     name_f, type_f, blobs_f = (4, 5, 6) if legacy else (1, 2, 7)
-    layer = Layer(name="", type="")
+    layer = Layer(name="", type="", raw=memoryview(buf)[start:stop], legacy=legacy)
     for number, wire, value in _fields(buf, start, stop):
         if number == name_f and wire == 2:
             layer.name = bytes(buf[value[0]:value[1]]).decode("utf-8", "replace")
@@ -279,6 +298,11 @@ def _string(number: int, text: str) -> bytes:
     return _len_field(number, len(data)) + data
 
 
+def encode_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field: key, length, payload."""
+    return _len_field(number, len(payload)) + payload
+
+
 def encode_blob(array: np.ndarray) -> list[bytes]:
     """BlobProto pieces for a float32 array: shape (7), then packed data (5)."""
     dims = b"".join(_uvarint(int(d)) for d in array.shape)
@@ -300,6 +324,12 @@ class Writer:
         if net_name:
             self._fh.write(_string(1, net_name))
 
+    def add_record(self, pieces: list[bytes | memoryview]) -> None:
+        """A V2 layer record made of already-encoded fields."""
+        self._fh.write(_len_field(100, sum(len(p) for p in pieces)))
+        for p in pieces:
+            self._fh.write(p)
+
     def add(self, name: str, type_: str, blobs: list[list[bytes]] | list[memoryview],
             header: bytes = b"") -> None:
         """blobs: each either the pieces of encode_blob or a stored BlobProto record.
@@ -311,10 +341,7 @@ class Writer:
             size = sum(len(p) for p in parts)
             pieces.append(_len_field(7, size))
             pieces.extend(parts)
-        total = sum(len(p) for p in pieces)
-        self._fh.write(_len_field(100, total))
-        for p in pieces:
-            self._fh.write(p)
+        self.add_record(pieces)
 
     def close(self) -> None:
         self._fh.close()

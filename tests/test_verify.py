@@ -1,0 +1,130 @@
+"""Proof in a real engine (OpenCV's Caffe importer, installed by `make test`):
+converted networks compute the original's output with the original weights."""
+
+import re
+
+import numpy as np
+import pytest
+
+from caffe_atrous.cli import main
+from caffe_atrous.convert import load_text
+from caffe_atrous.analysis.shapes import infer_shapes
+from caffe_atrous.verify import verify
+from caffe_atrous.weights import random_weights
+
+from conftest import EXAMPLE, convert, zoo_path, zoo_text
+
+cv2 = pytest.importorskip("cv2", reason="OpenCV is installed by `make test`")
+
+
+def prepare(tmp_path, text, name, mode="exact", os_=8):
+    """Write original, converted and random weights; return their paths."""
+    orig = tmp_path / f"{name}.prototxt"
+    orig.write_text(text)
+    new = tmp_path / f"{name}_os{os_}.prototxt"
+    new.write_text(convert(text, output_stride=os_, mode=mode).text)
+    weights = tmp_path / f"{name}.caffemodel"
+    random_weights(load_text(text, name), str(weights), seed=0)
+    return str(orig), str(new), str(weights)
+
+
+@pytest.mark.parametrize("path", ["resnet50-kaiming/ResNet-50-deploy.prototxt",
+                                  "resnet101-kaiming/ResNet-101-deploy.prototxt",
+                                  "mobilenet-v1-shicai/mobilenet_deploy.prototxt",
+                                  "resnext50-32x4d-soeaver/deploy_resnext50-32x4d.prototxt"])
+def test_exact_conversion_at_8_computes_the_original(tmp_path, path):
+    orig, new, weights = prepare(tmp_path, zoo_text(path), "net")
+    weights_before = open(weights, "rb").read()
+    report = verify(orig, new, weights, engine="opencv", input_shape=(1, 3, 97, 97))
+    assert report.ok and report.max_rel < 1e-4, report.lines()
+    assert report.factor == (4, 4) and report.region[0] >= 3
+    assert open(weights, "rb").read() == weights_before      # the ORIGINAL weights, unchanged
+
+
+def test_one_dilation_off_fails_and_is_named(tmp_path):
+    orig, new, weights = prepare(tmp_path, zoo_text("resnet50-kaiming/ResNet-50-deploy.prototxt"), "r50")
+    text = open(new).read()
+    block = text.index('name: "res5b_branch2b"')
+    end = text.index("layer {", block)
+    wrong = text[:block] + text[block:end].replace("dilation: 4", "dilation: 3").replace(
+        "pad: 4", "pad: 3") + text[end:]
+    assert wrong != text
+    open(new, "w").write(wrong)
+    report = verify(orig, new, weights, engine="opencv", input_shape=(1, 3, 97, 97))
+    assert not report.ok and report.max_rel > 1e-2
+    named = [f for f, upstream in report.inexact if f.layer == "res5b_branch2b"]
+    assert named and "dilation 3, pad 3 where the exact rule gives dilation 4, pad 4" in named[0].message
+
+
+def test_seed_convention_is_explained_not_hidden(tmp_path):
+    orig, new, weights = prepare(tmp_path, EXAMPLE.read_text(), "seed", mode="seed")
+    report = verify(orig, new, weights, engine="opencv")
+    assert not report.ok
+    layers = {f.layer for f, upstream in report.inexact if upstream}
+    assert layers == {"conv4_1_3x3", "conv5_1_3x3"}
+    assert any("(the seed convention)" in line for line in report.lines())
+
+
+def test_se_resnet_cannot_be_exact_and_says_where(tmp_path):
+    text = zoo_text("se-resnet50/SE-ResNet-50.prototxt")
+    r = convert(text, output_stride=8, mode="exact")
+    warned = {w.layer for w in r.warnings if "global" in w.message}
+    orig, new, weights = prepare(tmp_path, text, "se")
+    report = verify(orig, new, weights, engine="opencv", input_shape=(1, 3, 97, 97))
+    upstream = {f.layer for f, up in report.inexact if up and "global" in f.message}
+    assert len(upstream) == 9 and upstream <= warned
+    assert all(re.match(r"conv[45]_\d+_global_pool", n) for n in upstream)
+
+
+def test_verify_command_line(tmp_path, capsys):
+    orig, new, weights = prepare(tmp_path, EXAMPLE.read_text(), "seed")
+    assert main(["verify", orig, new, weights, "--engine", "opencv"]) == 0
+    out = capsys.readouterr().out
+    assert "compared blob 'conv5_1'" in out and "PASS" in out and "max relative error" in out
+    assert main(["verify", orig, new, weights, "--blob", "fc10"]) == 2
+    assert "no spatial layout" in capsys.readouterr().err
+
+
+def test_unaligned_input_leaves_out_a_border_band(tmp_path):
+    orig, new, weights = prepare(tmp_path, EXAMPLE.read_text(), "seed")
+    report = verify(orig, new, weights, engine="opencv", input_shape=(1, 3, 160, 160))
+    assert report.band > 0 and report.ok
+
+
+CLASSIFIERS = ["resnet50-kaiming/ResNet-50-deploy.prototxt", "resnet101-kaiming/ResNet-101-deploy.prototxt",
+               "resnet152-kaiming/ResNet-152-deploy.prototxt", "resnet50-soeaver/deploy_resnet50.prototxt",
+               "resnext50-32x4d-soeaver/deploy_resnext50-32x4d.prototxt", "se-resnet50/SE-ResNet-50.prototxt",
+               "mobilenet-v1-shicai/mobilenet_deploy.prototxt", "squeezenet-v1.1/deploy.prototxt",
+               "inception-v3-soeaver/deploy_inception-v3.prototxt", "bvlc-googlenet/deploy.prototxt",
+               "bvlc-alexnet/deploy.prototxt", "vgg16-ilsvrc-v2/VGG_ILSVRC_16_layers_deploy.prototxt"]
+
+
+@pytest.mark.parametrize("path", CLASSIFIERS)
+def test_shape_inference_agrees_with_the_engine(tmp_path, path):
+    """Every layer's output shape, as OpenCV computes it, for the original network and
+    its seed-convention conversion at 16."""
+    text = zoo_text(path)
+    converted = convert(text, output_stride=16, truncate_after=None) if "alexnet" not in path \
+        and "vgg" not in path else None
+    for label, body in (("orig", text), ("os16", converted.text if converted else None)):
+        if body is None:
+            continue
+        loaded = load_text(body, label)
+        (g,) = loaded.graphs()
+        proto, weights = tmp_path / f"{label}.prototxt", tmp_path / f"{label}.caffemodel"
+        proto.write_text(body)
+        random_weights(loaded, str(weights))
+        cvnet = cv2.dnn.readNetFromCaffe(str(proto), str(weights))
+        cvnet.enableFusion(False)
+        ours = infer_shapes(g)
+        (image,) = [b for b in g.inputs if b.producer is None or b.producer.type == "Input"]
+        ids, _, outs = cvnet.getLayersShapes([list(ours[image])])
+        names = cvnet.getLayerNames()
+        theirs = {names[i - 1]: tuple(np.ravel(o[0]).tolist()) for i, o in zip(ids, outs) if i > 0 and o}
+        compared = 0
+        for layer in g.layers:
+            if layer.name in theirs and layer.tops:
+                top = g.tops(layer)[0]
+                assert tuple(ours[top]) == theirs[layer.name], (label, layer.name)
+                compared += 1
+        assert compared >= len(g.layers) - 2
