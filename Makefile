@@ -20,12 +20,17 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Convert the bundled example network (its stage 4 is the seed document's example).
+# Convert the bundled example network (its stage 4 is the seed document's example),
+# then prove the exact conversion in OpenCV with random weights.
+DEMO := demo/out
 demo: $(STAMP)
-	@mkdir -p demo/out
-	$(BIN)/python -m caffe_atrous examples/seed_resnet.prototxt -o demo/out/seed_resnet_os8.prototxt -v
-	$(BIN)/python -m caffe_atrous examples/seed_resnet.prototxt -o demo/out/seed_resnet_os8_exact.prototxt --exact
-	@echo "written: demo/out/seed_resnet_os8.prototxt demo/out/seed_resnet_os8_exact.prototxt"
+	@mkdir -p $(DEMO)
+	$(BIN)/python -m caffe_atrous examples/seed_resnet.prototxt -o $(DEMO)/seed_resnet_os8.prototxt -v
+	$(BIN)/python -m caffe_atrous init-weights examples/seed_resnet.prototxt -o $(DEMO)/seed_resnet.caffemodel
+	$(BIN)/python -m caffe_atrous examples/seed_resnet.prototxt -o $(DEMO)/seed_resnet_os8_exact.prototxt \
+		--exact --weights $(DEMO)/seed_resnet.caffemodel
+	$(BIN)/python -m caffe_atrous verify examples/seed_resnet.prototxt \
+		$(DEMO)/seed_resnet_os8_exact.prototxt $(DEMO)/seed_resnet.caffemodel
 
 # Regenerate the Python module of proto/caffe.proto with the pinned protoc.
 proto: $(STAMP)
@@ -33,3 +38,7 @@ proto: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo/out .pytest_cache
+
+# Weights check of a ~230 MB caffemodel against a full protobuf parse (needs ../shared/zoo).
+bench: $(STAMP)
+	$(BIN)/python bench/weights_check.py

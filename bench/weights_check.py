@@ -1,0 +1,95 @@
+"""Benchmark: checking a ~230 MB caffemodel against a network, versus a plain
+full protobuf parse of the same file. Time and peak memory, as ratios measured
+in the same run. Run with `make bench`.
+
+Each measurement runs in a fresh process, so its peak resident memory
+(ru_maxrss) is its own; the import-only process gives the baseline both share.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NET = ROOT.parent / "shared" / "zoo" / "resnet152-kaiming" / "ResNet-152-deploy.prototxt"
+REPEATS = 3
+
+CHILD = r"""
+import json, resource, sys, time
+mode, net_path, weights_path = sys.argv[1:4]
+from caffe_atrous.formats import caffe_pb2
+from caffe_atrous.formats.caffemodel import Weights
+from caffe_atrous.convert import load_text
+from caffe_atrous.weights import check
+import numpy
+t = time.perf_counter()
+if mode == "parse":
+    with open(weights_path, "rb") as fh:
+        net = caffe_pb2.NetParameter()
+        net.ParseFromString(fh.read())
+    n = len(net.layer)
+elif mode == "check":
+    loaded = load_text(open(net_path).read(), net_path)
+    with Weights(weights_path) as w:
+        report = check(loaded, w)
+    n = len(report.matched)
+    assert not report.missing and not report.mismatched
+else:
+    n = 0
+seconds = time.perf_counter() - t
+peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": seconds, "peak_mb": peak_kb / 1024, "layers": n}))
+"""
+
+
+def measure(mode: str, weights: str) -> dict:
+    runs = []
+    for _ in range(REPEATS):
+        out = subprocess.run([sys.executable, "-c", CHILD, mode, str(NET), weights],
+                             capture_output=True, text=True, check=True, cwd=ROOT)
+        runs.append(json.loads(out.stdout))
+    return {"seconds": statistics.median(r["seconds"] for r in runs),
+            "peak_mb": max(r["peak_mb"] for r in runs), "layers": runs[0]["layers"]}
+
+
+def main() -> int:
+    if not NET.is_file():
+        print(f"bench: needs {NET} (../shared/zoo beside the repository)", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(ROOT))
+    from caffe_atrous.convert import load_text
+    from caffe_atrous.weights import random_weights
+
+    with tempfile.TemporaryDirectory(prefix="caffe_atrous_bench_") as tmp:
+        weights = os.path.join(tmp, "resnet152.caffemodel")
+        random_weights(load_text(NET.read_text(), str(NET)), weights, seed=0)
+        size_mb = os.path.getsize(weights) / 2**20
+        base = measure("imports", weights)
+        parse = measure("parse", weights)
+        check = measure("check", weights)
+    print(f"caffemodel: ResNet-152 with random weights, {size_mb:.0f} MB; median of {REPEATS} runs, "
+          "each in a fresh process")
+    print(f"{'':34}{'time':>10}{'peak memory':>14}{'over imports':>14}")
+    for label, r in (("imports only (baseline)", base), ("full protobuf parse", parse),
+                     ("caffe_atrous weights check", check)):
+        print(f"{label:34}{r['seconds']:>9.3f}s{r['peak_mb']:>12.0f}MB"
+              f"{r['peak_mb'] - base['peak_mb']:>12.0f}MB")
+    extra_parse = parse["peak_mb"] - base["peak_mb"]
+    extra_check = check["peak_mb"] - base["peak_mb"]
+    print(f"ratios, check / full parse: time {check['seconds'] / parse['seconds']:.2f}x, "
+          f"peak memory {check['peak_mb'] / parse['peak_mb']:.2f}x, memory over imports "
+          f"{extra_check / max(extra_parse, 1e-9):.3f}x")
+    print(f"memory over imports as a share of the file: full parse {extra_parse / size_mb:.2f}, "
+          f"check {extra_check / size_mb:.3f}")
+    print(f"layers checked: {check['layers']} (all match)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
