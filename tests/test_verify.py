@@ -96,7 +96,8 @@ CLASSIFIERS = ["resnet50-kaiming/ResNet-50-deploy.prototxt", "resnet101-kaiming/
                "resnext50-32x4d-soeaver/deploy_resnext50-32x4d.prototxt", "se-resnet50/SE-ResNet-50.prototxt",
                "mobilenet-v1-shicai/mobilenet_deploy.prototxt", "squeezenet-v1.1/deploy.prototxt",
                "inception-v3-soeaver/deploy_inception-v3.prototxt", "bvlc-googlenet/deploy.prototxt",
-               "bvlc-alexnet/deploy.prototxt", "vgg16-ilsvrc-v2/VGG_ILSVRC_16_layers_deploy.prototxt"]
+               "bvlc-alexnet/deploy.prototxt", "vgg16-ilsvrc-v2/VGG_ILSVRC_16_layers_deploy.prototxt",
+               "vgg16-ilsvrc/VGG_ILSVRC_16_layers_deploy.prototxt"]
 
 
 @pytest.mark.parametrize("path", CLASSIFIERS)
@@ -104,11 +105,9 @@ def test_shape_inference_agrees_with_the_engine(tmp_path, path):
     """Every layer's output shape, as OpenCV computes it, for the original network and
     its seed-convention conversion at 16."""
     text = zoo_text(path)
-    converted = convert(text, output_stride=16, truncate_after=None) if "alexnet" not in path \
-        and "vgg" not in path else None
-    for label, body in (("orig", text), ("os16", converted.text if converted else None)):
-        if body is None:
-            continue
+    head = "pool5" if "alexnet" in path or "vgg" in path else None
+    converted = convert(text, output_stride=16, truncate_after=head)
+    for label, body in (("orig", text), ("os16", converted.text)):
         loaded = load_text(body, label)
         (g,) = loaded.graphs()
         proto, weights = tmp_path / f"{label}.prototxt", tmp_path / f"{label}.caffemodel"
