@@ -59,6 +59,16 @@ def _input_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _grid(text: str) -> tuple[int, ...]:
+    try:
+        rates = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        rates = ()
+    if not rates or min(rates) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of rates like 1,2,4")
+    return rates
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -82,9 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="remove every stride that takes the output stride past N (default 8)")
     which.add_argument("--from", dest="from_layer", metavar="LAYER",
                        help="remove the stride of LAYER and of every layer after it")
-    p.add_argument("--exact", action="store_true",
+    p.add_argument("--exact", action="store_true", default=None,
                    help="function-preserving rule: a layer whose stride is removed keeps its "
                         "dilation; refuse poolings that cannot be exact")
+    p.add_argument("--multi-grid", type=_grid, metavar="R1,R2,...",
+                   help="DeepLab v3 unit rates for the last stage, times the stage's rate "
+                        "(output stride 16 with 1,2,4 gives 2,4,8)")
+    p.add_argument("--config", metavar="NAME|FILE",
+                   help="options from a YAML preset: a bundled one (deeplab-v2, deeplab-v3, "
+                        "r-fcn, pspnet, exact-os16, exact-os8) or a file; the command line wins")
     p.add_argument("--truncate-after", metavar="LAYER",
                    help="drop every layer after LAYER (e.g. the classifier head)")
     p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
@@ -94,10 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "blob shape)")
     p.add_argument("--weights-out", metavar="OUT.caffemodel",
                    help="also write a caffemodel for the converted network (needs --weights)")
+    p.add_argument("--report", action="store_true", default=None,
+                   help="print per stage the output stride, receptive field, size, "
+                        "multiply-accumulates and activation memory before and after, and "
+                        "every changed layer")
+    p.add_argument("--report-json", metavar="FILE", help="write the same report as JSON")
+    p.add_argument("--diff", action="store_true", default=None,
+                   help="print a unified diff of IN and the conversion instead of writing OUT")
+    p.add_argument("--canonical", action="store_true", default=None,
+                   help="write the canonical form (schema field order, no comments) instead of "
+                        "keeping the input's layout")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 if OUT is missing or differs from the conversion")
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
-    p.add_argument("-v", "--verbose", action="store_true",
+    p.add_argument("-q", "--quiet", action="store_true", default=None, help="no summary line")
+    p.add_argument("-v", "--verbose", action="store_true", default=None,
                    help="print every changed layer (stride, dilation, pad: before -> after)")
     p.add_argument("--version", action="version", version=f"caffe-atrous {__version__}")
     return p
@@ -192,6 +218,24 @@ def _read_text(path: str) -> str:
         raise AtrousError(f"cannot read: {exc.strerror}", file=path) from None
 
 
+def unified_diff(a: str, b: str, from_name: str, to_name: str, context: int = 3):
+    """difflib's unified diff without its 'popular line' heuristic, which in a
+    prototxt (thousands of `stride: 1` lines) would pair the wrong lines."""
+    import difflib
+    al, bl = a.splitlines(True), b.splitlines(True)
+    matcher = difflib.SequenceMatcher(None, al, bl, autojunk=False)
+    yield f"--- {from_name}\n+++ {to_name}\n"
+    for group in matcher.get_grouped_opcodes(context):
+        i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
+        yield f"@@ -{i1 + 1},{i2 - i1} +{j1 + 1},{j2 - j1} @@\n"
+        for tag, a1, a2, b1, b2 in group:
+            if tag == "equal":
+                yield from (" " + line for line in al[a1:a2])
+                continue
+            yield from ("-" + line for line in al[a1:a2])
+            yield from ("+" + line for line in bl[b1:b2])
+
+
 def write_atomic(path: str, text: str) -> None:
     """Write text to path via a temporary file in the same folder, then rename."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -238,18 +282,39 @@ def _check_weights(args: argparse.Namespace, result: Result) -> str:
     return report.line()
 
 
+def _merge_config(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the options not given on the command line from --config, then defaults."""
+    from .config import load
+    preset = load(args.config) if args.config else {}
+    for dest, value in preset.items():
+        if dest == "description":
+            continue
+        if dest in ("output_stride", "from_layer") and (args.output_stride or args.from_layer):
+            continue                        # the command line chose how to pick strides
+        if getattr(args, dest, None) is None:
+            setattr(args, dest, value)
+    defaults = {"output_stride": None if args.from_layer else 8, "exact": False, "quiet": False,
+                "verbose": False, "report": False, "diff": False, "canonical": False}
+    for dest, value in defaults.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, value)
+    return args
+
+
 def run_convert(args: argparse.Namespace) -> int:
+    args = _merge_config(args)
     if _same_file(args.input, args.output):
         raise UsageError("OUT is the input file; caffe_atrous never overwrites its input: "
                          "choose another -o", file=args.output)
     path = "<stdin>" if args.input == "-" else args.input
-    opts = Options(output_stride=None if args.from_layer else (args.output_stride or 8),
+    opts = Options(output_stride=None if args.from_layer else args.output_stride,
                    from_layer=args.from_layer, mode=EXACT if args.exact else SEED,
-                   input_shape=args.input_shape)
-    loaded = load_text(_read_text(args.input), path)
+                   input_shape=args.input_shape, multi_grid=args.multi_grid)
+    text = _read_text(args.input)
+    loaded = load_text(text, path)
     if args.truncate_after:
         loaded = truncate(loaded, args.truncate_after)
-    result = convert_loaded(loaded, opts)
+    result = convert_loaded(loaded, opts, layout=not args.canonical)
     weights_line = None
     if args.weights_out and not args.weights:
         raise UsageError("--weights-out needs --weights IN.caffemodel")
@@ -266,16 +331,30 @@ def run_convert(args: argparse.Namespace) -> int:
             _say("error", f"{args.output}: {state}; run without --check to write it")
             return 1
         return 0
-    if args.output == "-":
+    report = None
+    if args.report or args.report_json:
+        from .report import build
+        report = build(loaded, result, args.input_shape)
+    if args.diff:
+        sys.stdout.writelines(unified_diff(text, result.text, path,
+                                           args.output if args.output != "-" else f"{path} (converted)"))
+        sys.stdout.flush()
+    elif args.output == "-":
         sys.stdout.write(result.text)
         sys.stdout.flush()
     else:
         write_atomic(args.output, result.text)
+    if args.report_json:
+        import json
+        write_atomic(args.report_json, json.dumps(report, indent=2) + "\n")
     if loaded.legacy and not args.quiet:
         _say("note", f"{path} is a legacy V1 (`layers`) file; the output is upgraded to V2 (`layer`)")
     for w in result.warnings:
         _say("warning", str(w))
-    if args.verbose:
+    if args.report:
+        from .report import format_table
+        print(format_table(report), file=sys.stderr)
+    elif args.verbose:
         print(_table(result), file=sys.stderr)
     if weights_line and not args.quiet:
         print(weights_line, file=sys.stderr)

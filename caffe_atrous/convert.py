@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import AtrousError, ConversionWarning, UsageError
-from .formats import caffe_pb2, netspec, prototxt, upgrade
+from .formats import caffe_pb2, netspec, prototxt, textpatch, upgrade
 from .graph import build_graphs
 from .rewrite.plan import Options, Plan, make_plan
 
@@ -26,6 +26,7 @@ class Loaded:
     lines: list[int | None]
     legacy: bool
     notes: list[ConversionWarning] = field(default_factory=list)
+    text: str | None = None           # the user's text, when the output can keep its layout
 
     def specs(self) -> list[netspec.LayerSpec]:
         return netspec.read_layers(self.net, self.lines)
@@ -59,7 +60,7 @@ def load_text(text: str, path: str = "<string>") -> Loaded:
             raise exc.located(path) from None
         if had_inputs:
             lines = [None] + lines
-    return Loaded(net, path, lines, source.legacy, notes)
+    return Loaded(net, path, lines, source.legacy, notes, None if source.legacy else text)
 
 
 def truncate(loaded: Loaded, last: str) -> Loaded:
@@ -68,23 +69,33 @@ def truncate(loaded: Loaded, last: str) -> Loaded:
     if index is None:
         raise UsageError(f"--truncate-after {last}: no layer has that name", file=loaded.path)
     return Loaded(netspec.truncate_after(loaded.net, index), loaded.path,
-                  loaded.lines[: index + 1], loaded.legacy, loaded.notes)
+                  loaded.lines[: index + 1], loaded.legacy, loaded.notes, loaded.text)
 
 
-def convert_loaded(loaded: Loaded, opts: Options) -> Result:
+def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result:
+    """Convert; the text keeps the user's layout (comments, field order) unless
+    `layout` is False or the input was V1, when it is the canonical form."""
     plan = make_plan(loaded.graphs(), opts)
     new_net = netspec.apply_edits(loaded.net, [c.edit() for c in plan.ordered()])
-    text = prototxt.to_text(new_net)
+    text = None
+    if layout and loaded.text is not None:
+        original, _ = prototxt.parse(loaded.text, loaded.path)
+        try:
+            text = textpatch.patch(loaded.text, original, new_net)
+        except textpatch.NotPatchable:
+            text = None
+    if text is None:
+        text = prototxt.to_text(new_net)
     _recheck(loaded.net, text)
     return Result(text, new_net, plan, loaded)
 
 
 def convert_text(text: str, path: str = "<string>", opts: Options | None = None,
-                 truncate_after: str | None = None) -> Result:
+                 truncate_after: str | None = None, layout: bool = True) -> Result:
     loaded = load_text(text, path)
     if truncate_after:
         loaded = truncate(loaded, truncate_after)
-    return convert_loaded(loaded, opts or Options())
+    return convert_loaded(loaded, opts or Options(), layout)
 
 
 def _recheck(original: caffe_pb2.NetParameter, text: str) -> None:

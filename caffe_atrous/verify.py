@@ -19,6 +19,7 @@ import numpy as np
 
 from . import runners
 from .analysis import strides as st
+from .analysis.cost import receptive_fields
 from .analysis.shapes import fmt_shape, infer_shapes
 from .convert import Loaded, load_text, truncate
 from .formats import prototxt
@@ -130,25 +131,6 @@ def _pair(p) -> str:
     return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
 
 
-def _receptive_field(g: Graph) -> dict[str, int]:
-    """Largest receptive field (input pixels, height axis) of every blob."""
-    strides = st.cumulative_strides(g)
-    rf: dict[int, int] = {id(b): 1 for b in g.inputs}
-    by_name: dict[str, int] = {}
-    for layer in g.layers:
-        ins = [rf.get(id(b), 1) for b in g.bottoms(layer)]
-        base = max(ins) if ins else 1
-        grow = 0
-        if layer.window is not None and not layer.is_deconv and g.bottoms(layer):
-            s = strides.get(g.bottoms(layer)[0])
-            if s is not None:
-                grow = (layer.window.effective_kernel(0) - 1) * int(math.ceil(s[0]))
-        for b in g.tops(layer):
-            rf[id(b)] = base + grow
-            by_name[b.name] = base + grow
-    return by_name
-
-
 def _aligned(size: int, stride: int) -> bool:
     return (size - 1) % stride == 0
 
@@ -249,7 +231,9 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     band = 0
     if not (_aligned(input_shape[2], total) and _aligned(input_shape[3], total)):
         s = next((v for b, v in strides0.items() if b.name == blob and v is not None), (1, 1))
-        band = math.ceil(_receptive_field(orig).get(blob, 1) / max(int(s[0]), 1)) + 1
+        rf = receptive_fields(orig)
+        field = max((rf.get(id(b)) or 1 for b in orig.blobs if b.name == blob), default=1)
+        band = math.ceil(field / max(int(s[0]), 1)) + 1
         rows, cols = max(rows - band, 0), max(cols - band, 0)
     if rows == 0 or cols == 0:
         raise UsageError(f"nothing left to compare in '{blob}' at this input size; give a larger "

@@ -61,7 +61,7 @@ def test_asymmetric_kernels_and_h_w_fields_keep_their_form():
     assert out["c17"].window == Window((1, 7), (1, 1), (0, 6), (1, 2))
     assert out["c71"].window == Window((7, 1), (1, 1), (6, 0), (2, 1))
     block = r.text.split('name: "c17"')[1].split("layer {")[0]
-    assert "pad_w: 6" in block and "pad_h: 0" in block and "dilation: 1\n" in block
+    assert "pad_h: 0 pad_w: 6 dilation: 1 dilation: 2 }" in block    # written in place
     assert "stride_h" not in r.text
 
 

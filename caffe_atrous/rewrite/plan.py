@@ -28,6 +28,7 @@ from ..formats.netspec import LayerEdit, LayerSpec
 from ..graph import Blob, Graph
 from ..window import Pair, Window, pool_out
 from .dilate import EXACT, SEED, dilate_conv, unstride_pool
+from .multigrid import apply_grid, last_stage_units
 
 _FEAT_STRIDE = re.compile(r"""(['"]?feat_stride['"]?\s*:\s*)(\d+)""")
 
@@ -38,6 +39,7 @@ class Options:
     from_layer: str | None = None
     mode: str = SEED
     input_shape: tuple[int, ...] | None = None
+    multi_grid: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -125,6 +127,8 @@ class _PhasePlanner:
             self.s1 = st.cumulative_strides(g, self.removals, self.made_global)
         for layer in g.layers:
             self._layer(layer)
+        if opts.multi_grid:
+            self._multi_grid(opts.multi_grid)
         self._check_sizes()
 
     def _heads(self) -> set[int]:
@@ -148,6 +152,11 @@ class _PhasePlanner:
         bottoms = self.g.bottoms(layer)
         factors = [self.factor(b) for b in bottoms]
         m = factors[0] if factors else None
+        if "param_str" in layer.attrs and _FEAT_STRIDE.search(layer.attrs["param_str"]):
+            # a proposal layer: its score input is often reshaped; any spatial input tells
+            known = next((f for f in factors if f is not None), None)
+            if known is not None and known != (1, 1):
+                self._feat_stride(layer, known)
         r = self.removals.get(layer.index, (1, 1))
         if layer.type in ("Eltwise", "Concat"):
             self._merge(layer, bottoms, factors)
@@ -168,8 +177,7 @@ class _PhasePlanner:
             return
         if "spatial_scale" in layer.attrs:
             self._spatial_scale(layer, m)
-        if "param_str" in layer.attrs and _FEAT_STRIDE.search(layer.attrs["param_str"]):
-            self._feat_stride(layer, m)
+
         if layer.attrs.get("prior_step"):
             self._prior_step(layer, m)
         if layer.type == "Crop":
@@ -297,6 +305,30 @@ class _PhasePlanner:
         c = self.change(layer)
         c.prior_step = new
         c.reasons.append("prior step divided by " + "x".join(map(str, sorted(set(m)))))
+
+    def _multi_grid(self, grid: tuple[int, ...]) -> None:
+        """DeepLab v3: unit i of the last stage gets its rate times grid[i]."""
+        def top_factor(layer):
+            tops = self.g.tops(layer)
+            return self.factor(tops[0]) if tops else None
+
+        def in_factor(layer):
+            bottoms = self.g.bottoms(layer)
+            return self.factor(bottoms[0]) if bottoms else None
+
+        top, units = last_stage_units(self.g, in_factor, top_factor)
+        if len(units) != len(grid):
+            raise AtrousError(f"--multi-grid gives {len(grid)} rates but the last dilated stage has "
+                              f"{len(units)} residual units ({', '.join(u[-1].name for u in units)})",
+                              file=self.g.path)
+        for unit, rate in zip(units, grid):
+            for layer in unit:
+                if not layer.is_conv or layer.is_deconv or layer.window.kernel == (1, 1) \
+                        or in_factor(layer) != top or rate == 1:
+                    continue
+                c = self.change(layer)
+                c.after = apply_grid(c.after, rate)
+                c.reasons.append(f"multi-grid: rate x{rate}")
 
     def _check_sizes(self) -> None:
         """Size the converted graph: merging layers must still agree."""

@@ -1,0 +1,57 @@
+"""The README's pattern rule, run by make: build, no-op rebuild, rebuild after touch."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import EXAMPLE, ROOT
+
+RULE = """\
+%_os8.prototxt: %.prototxt
+\t{python} -m caffe_atrous $< -o $@ --output-stride 8
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    if shutil.which("make") is None:
+        pytest.fail("make is needed: the project's own Makefile uses it")
+    (tmp_path / "Makefile").write_text(RULE.format(python=sys.executable))
+    shutil.copy(EXAMPLE, tmp_path / "net.prototxt")
+    return tmp_path
+
+
+def make(folder, target):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(["make", "--no-print-directory", target], cwd=folder, env=env,
+                          capture_output=True, text=True)
+
+
+def test_pattern_rule(project):
+    first = make(project, "net_os8.prototxt")
+    assert first.returncode == 0, first.stderr
+    out = project / "net_os8.prototxt"
+    assert "dilation: 2" in out.read_text()
+    stamp = out.stat().st_mtime_ns
+
+    again = make(project, "net_os8.prototxt")
+    assert again.returncode == 0 and "is up to date" in again.stdout
+    assert out.stat().st_mtime_ns == stamp
+
+    time.sleep(0.01)
+    later = time.time() + 2
+    os.utime(project / "net.prototxt", (later, later))
+    rebuilt = make(project, "net_os8.prototxt")
+    assert rebuilt.returncode == 0 and "caffe_atrous" in rebuilt.stdout
+    assert out.stat().st_mtime_ns != stamp
+
+
+def test_failed_conversion_leaves_no_target(project):
+    (project / "bad.prototxt").write_text('layer { name: "a" type: "Convolution" bottom: "x" }\n')
+    result = make(project, "bad_os8.prototxt")
+    assert result.returncode != 0 and "caffe_atrous: error:" in result.stderr
+    assert not (project / "bad_os8.prototxt").exists()
