@@ -53,7 +53,7 @@ def _input_shape(text: str) -> tuple[int, ...]:
     try:
         dims = tuple(int(x) for x in text.replace("x", ",").split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not N,C,H,W (for example 1,3,513,513)")
+        raise argparse.ArgumentTypeError(f"'{text}' is not N,C,H,W (for example 1,3,513,513)") from None
     if len(dims) != 4 or min(dims) < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not N,C,H,W (for example 1,3,513,513)")
     return dims
@@ -73,7 +73,7 @@ def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number")
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
     return value

@@ -56,8 +56,8 @@ def build(before: Loaded, result: Result, input_shape=None) -> dict[str, Any]:
             "receptive_field": [None, None], "size": [None, None],
             "macs": [0, 0], "activation_bytes": [0, 0]})
         stage["layers"] += 1
-        for i, (g, tops, strides, rf, shapes) in enumerate(
-                ((g0, tops0, s0, rf0, sh0), (g1, tops1, s1, rf1, sh1))):
+        for i, (tops, strides, rf, shapes) in enumerate(
+                ((tops0, s0, rf0, sh0), (tops1, s1, rf1, sh1))):
             for b in tops:
                 if strides.get(b) is not None:
                     stage["output_stride"][i] = _num(max(strides[b]))

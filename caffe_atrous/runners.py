@@ -87,17 +87,6 @@ class CaffeRunner(Runner):
         return {blob: np.array(net.blobs[blob].data) for blob in blobs}
 
 
-def available() -> list[str]:
-    names = []
-    for cls in (CaffeRunner, OpenCVRunner):
-        try:
-            cls()
-            names.append(cls.name)
-        except AtrousError:
-            pass
-    return names
-
-
 def get(engine: str) -> Runner:
     if engine == "opencv":
         return OpenCVRunner()

@@ -102,7 +102,9 @@ def diagnose(orig: Graph, new: Graph) -> list[tuple[int, ConversionWarning]]:
         if m is None:
             continue
         dense = m != (1, 1)
-        say = lambda text: found.append((l0.index, ConversionWarning(l0.name, text)))  # noqa: E731
+
+        def say(text: str, layer=l0) -> None:
+            found.append((layer.index, ConversionWarning(layer.name, text)))
         if l0.is_conv and not l0.is_deconv and l1.window is not None:
             w0, w1 = l0.window, l1.window
             r = tuple(w0.stride[a] // max(w1.stride[a], 1) for a in (0, 1))

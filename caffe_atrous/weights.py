@@ -149,31 +149,34 @@ def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=Non
 
 
 def _has_params(spec: netspec.LayerSpec) -> bool:
-    return spec.is_conv or bool(spec.attrs.get("ip")) or spec.type in ("BatchNorm", "BN", "PReLU")
+    if spec.type in ("Scale", "Bias"):
+        return len(spec.bottoms) == 1
+    return spec.is_conv or bool(spec.attrs.get("ip")) or \
+        spec.type in ("BatchNorm", "BN", "PReLU", "Normalize")
 
 
 def _init(spec: netspec.LayerSpec, shapes, rng) -> list[np.ndarray]:
+    """Random values for one layer's parameter blobs."""
     t = spec.type
-    if t == "BatchNorm":
+    if t == "BatchNorm":                    # mean, variance (> 0), scale factor 1
         c = shapes[0]
         return [rng.normal(0, 0.1, c).astype("f4"), rng.uniform(0.5, 1.5, c).astype("f4"),
                 np.ones(shapes[2], "f4")]
-    if t == "BN":
+    if t == "BN":                           # PSPNet: slope, bias, mean, variance
         c = shapes[0]
         return [rng.uniform(0.8, 1.2, c).astype("f4"), rng.normal(0, 0.1, c).astype("f4"),
                 rng.normal(0, 0.1, c).astype("f4"), rng.uniform(0.5, 1.5, c).astype("f4")]
-    if t in ("Scale", "Normalize", "PReLU") and spec.attrs.get("ip") is None and not spec.is_conv:
-        first = rng.uniform(0.8, 1.2, shapes[0]).astype("f4") if t != "PReLU" \
-            else np.full(shapes[0], 0.25, "f4")
-        return [first] + [rng.normal(0, 0.1, s).astype("f4") for s in shapes[1:]]
+    if t == "PReLU":
+        return [np.full(shapes[0], 0.25, "f4")]
+    if t in ("Scale", "Normalize"):         # factors near 1, then an optional bias
+        return [rng.uniform(0.8, 1.2, shapes[0]).astype("f4")] + \
+            [rng.normal(0, 0.1, s).astype("f4") for s in shapes[1:]]
     if t == "Bias":
         return [rng.normal(0, 0.1, s).astype("f4") for s in shapes]
     weight = shapes[0]
-    if spec.is_deconv:
+    if spec.attrs.get("ip"):                # (out, in), or (in, out) when transposed
+        fan_in = weight[0] if spec.attrs["transpose"] else weight[1]
+    else:                                   # convolution: (out, in / group, kh, kw)
         fan_in = int(np.prod(weight[1:]))
-    else:
-        fan_in = int(np.prod(weight[1:])) if len(weight) > 2 else weight[-1] if not \
-            spec.attrs.get("transpose") else weight[0]
     out = [rng.normal(0, np.sqrt(2.0 / max(fan_in, 1)), weight).astype("f4")]
-    out += [rng.normal(0, 0.05, s).astype("f4") for s in shapes[1:]]
-    return out
+    return out + [rng.normal(0, 0.05, s).astype("f4") for s in shapes[1:]]

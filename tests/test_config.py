@@ -110,7 +110,6 @@ def test_unknown_preset_lists_the_presets(capsys, tmp_path):
 
 
 def test_config_can_hold_every_conversion_option():
-    import argparse
     from caffe_atrous.cli import build_parser
     from caffe_atrous.config import KEYS
     dests = {a.dest for a in build_parser()._actions if a.dest not in ("help", "version")}

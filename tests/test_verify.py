@@ -12,7 +12,7 @@ from caffe_atrous.analysis.shapes import infer_shapes
 from caffe_atrous.verify import verify
 from caffe_atrous.weights import random_weights
 
-from conftest import EXAMPLE, convert, zoo_path, zoo_text
+from conftest import EXAMPLE, convert, zoo_text
 
 cv2 = pytest.importorskip("cv2", reason="OpenCV is installed by `make test`")
 

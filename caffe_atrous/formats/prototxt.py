@@ -37,9 +37,6 @@ class Source:
     legacy: bool = False                 # V1 `layers` file
     layer_lines: list[int] = field(default_factory=list)
 
-    def line_of(self, index: int) -> int | None:
-        return self.layer_lines[index] if 0 <= index < len(self.layer_lines) else None
-
 
 def _layer_lines(text: str) -> list[int]:
     """Line numbers (1-based) of every top-level `layer {` or `layers {`."""

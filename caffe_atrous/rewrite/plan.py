@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from ..analysis import strides as st
-from ..analysis.shapes import fmt_shape, infer_shapes
+from ..analysis.shapes import infer_shapes
 from ..errors import AtrousError, ConversionWarning, UsageError
 from ..formats.netspec import LayerEdit, LayerSpec
 from ..graph import Blob, Graph
@@ -78,7 +78,6 @@ class Plan:
     inexact: list[ConversionWarning]        # why the new network is not function-preserving
     stride_before: Fraction
     stride_after: Fraction
-    factors: dict[str, dict[str, Pair]]     # phase -> blob name -> removed factor
 
     def ordered(self) -> list[LayerChange]:
         return [self.changes[i] for i in sorted(self.changes)]
@@ -361,7 +360,6 @@ def make_plan(graphs: list[Graph], opts: Options) -> Plan:
     changes: dict[int, LayerChange] = {}
     warnings: list[ConversionWarning] = []
     inexact: list[ConversionWarning] = []
-    factors: dict[str, dict[str, Pair]] = {}
     before = after = Fraction(1)
     for g in graphs:
         p = _PhasePlanner(g, opts)
@@ -384,7 +382,6 @@ def make_plan(graphs: list[Graph], opts: Options) -> Plan:
         for w in p.inexact:
             if w not in inexact:
                 inexact.append(w)
-        factors[g.phase] = {b.name: f for b in g.blobs if (f := p.factor(b)) is not None}
         before = max(before, st.output_stride(p.s0))
         after = max(after, got)
-    return Plan(changes, warnings, inexact, before, after, factors)
+    return Plan(changes, warnings, inexact, before, after)
