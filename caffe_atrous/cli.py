@@ -381,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except Exception as exc:                 # noqa: BLE001 - a bug: say so, on one line
+        if os.environ.get("CAFFE_ATROUS_DEBUG"):
+            raise
+        _say("error", f"internal error ({type(exc).__name__}: {exc}); please report it with the "
+             "input file (CAFFE_ATROUS_DEBUG=1 shows the traceback)")
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,7 @@ class Loaded:
     legacy: bool
     notes: list[ConversionWarning] = field(default_factory=list)
     text: str | None = None           # the user's text, when the output can keep its layout
+    source: caffe_pb2.NetParameter | None = None   # what `text` parses to (before truncation)
 
     def specs(self) -> list[netspec.LayerSpec]:
         return netspec.read_layers(self.net, self.lines)
@@ -60,7 +61,9 @@ def load_text(text: str, path: str = "<string>") -> Loaded:
             raise exc.located(path) from None
         if had_inputs:
             lines = [None] + lines
-    return Loaded(net, path, lines, source.legacy, notes, None if source.legacy else text)
+    if source.legacy:
+        return Loaded(net, path, lines, True, notes)
+    return Loaded(net, path, lines, False, notes, text, net)
 
 
 def truncate(loaded: Loaded, last: str) -> Loaded:
@@ -69,7 +72,7 @@ def truncate(loaded: Loaded, last: str) -> Loaded:
     if index is None:
         raise UsageError(f"--truncate-after {last}: no layer has that name", file=loaded.path)
     return Loaded(netspec.truncate_after(loaded.net, index), loaded.path,
-                  loaded.lines[: index + 1], loaded.legacy, loaded.notes, loaded.text)
+                  loaded.lines[: index + 1], loaded.legacy, loaded.notes, loaded.text, loaded.source)
 
 
 def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result:
@@ -79,9 +82,8 @@ def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result
     new_net = netspec.apply_edits(loaded.net, [c.edit() for c in plan.ordered()])
     text = None
     if layout and loaded.text is not None:
-        original, _ = prototxt.parse(loaded.text, loaded.path)
         try:
-            text = textpatch.patch(loaded.text, original, new_net)
+            text = textpatch.patch(loaded.text, loaded.source, new_net)
         except textpatch.NotPatchable:
             text = None
     if text is None:

@@ -160,3 +160,16 @@ def test_console_script_is_installed():
     assert script.exists()
     p = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert p.returncode == 0 and __version__ in p.stdout
+
+
+def test_a_bug_is_one_line_too(tmp_path, capsys, monkeypatch):
+    import caffe_atrous.cli as cli
+
+    def broken(*a, **k):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(cli, "convert_loaded", broken)
+    monkeypatch.delenv("CAFFE_ATROUS_DEBUG", raising=False)
+    assert main([str(EXAMPLE), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert one_line_error(err).startswith("caffe_atrous: error: internal error (RuntimeError: boom)")
+    assert not (tmp_path / "o").exists()
