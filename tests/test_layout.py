@@ -22,6 +22,14 @@ V2_NETWORKS = [
     ("rfcn-resnet101-py/test_agnostic.prototxt", 8), ("rfcn-resnet101-py/train_agnostic.prototxt", 8),
     ("ssd300-vgg16/deploy.prototxt", 16),
 ]
+TRUNCATED = [("bvlc-alexnet/deploy.prototxt", "pool5"), ("bvlc-alexnet/train_val.prototxt", "pool5"),
+             ("vgg16-ilsvrc-v2/VGG_ILSVRC_16_layers_deploy.prototxt", "pool5")]
+# V2 files that convert to nothing useful here (templates, pyramid pooling, FCN skips,
+# auxiliary heads): at their own output stride the output must be their text, unchanged.
+UNCHANGED = ["deeplabv2-resnet101/test.prototxt", "deeplabv2-vgg16-aspp-l/train.prototxt",
+             "deeplabv2-vgg16-aspp-l/test.prototxt", "pspnet50-ade20k/pspnet50_ADE20K_473.prototxt",
+             "pspnet101-voc2012/pspnet101_VOC2012_473.prototxt", "fcn8s-voc/deploy.prototxt",
+             "fcn8s-voc/val.prototxt", "bvlc-googlenet/train_val.prototxt"]
 
 
 def changed_lines(before: str, after: str):
@@ -47,6 +55,31 @@ def test_only_changed_fields_differ(path, os_):
     assert [l for l in text.splitlines() if l.strip().startswith("#")] == \
         [l for l in r.text.splitlines() if l.strip().startswith("#")]
     assert len(added) <= 4 * len(r.plan.changes)
+
+
+@pytest.mark.parametrize("path,last", TRUNCATED)
+def test_truncated_output_keeps_the_layout_of_what_is_kept(path, last):
+    from caffe_atrous.formats.textpatch import parse_layout
+    text = zoo_text(path)
+    r = convert(text, output_stride=16, truncate_after=last)
+    layers = parse_layout(text).named("layer")
+    names = [l.name for l in r.net.layer]
+    end = layers[len(names) - 1].end
+    prefix = text[: text.index("\n", end) + 1]
+    removed, added = changed_lines(prefix, r.text)
+    assert added and names[-1] == last
+    for line in removed + added:
+        assert CHANGED_FIELD.match(line), line
+
+
+@pytest.mark.parametrize("path", UNCHANGED)
+def test_networks_at_their_own_output_stride_come_back_unchanged(path):
+    from caffe_atrous.analysis import strides as st
+    from caffe_atrous.convert import load_text
+    text = zoo_text(path)
+    own = max(st.output_stride(st.cumulative_strides(g)) for g in load_text(text, path).graphs())
+    r = convert(text, output_stride=int(own))
+    assert not r.plan.changes and r.text == text
 
 
 def test_rfcn_scales_and_feat_stride_are_edited_in_place():
