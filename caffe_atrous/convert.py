@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import AtrousError, ConversionWarning, UsageError
-from .formats import caffe_pb2, netspec, prototxt, textpatch, upgrade
+from .formats import netspec, prototxt, textpatch, upgrade
+from .formats.netspec import Net
 from .graph import build_graphs
 from .rewrite.plan import Options, Plan, make_plan
 
@@ -21,13 +22,13 @@ from .rewrite.plan import Options, Plan, make_plan
 class Loaded:
     """A network read and normalised to V2, with what the reader noticed."""
 
-    net: caffe_pb2.NetParameter
+    net: Net
     path: str
     lines: list[int | None]
     legacy: bool
     notes: list[ConversionWarning] = field(default_factory=list)
     text: str | None = None           # the user's text, when the output can keep its layout
-    source: caffe_pb2.NetParameter | None = None   # what `text` parses to (before truncation)
+    source: Net | None = None   # what `text` parses to (before truncation)
 
     def specs(self) -> list[netspec.LayerSpec]:
         return netspec.read_layers(self.net, self.lines)
@@ -39,7 +40,7 @@ class Loaded:
 @dataclass
 class Result:
     text: str
-    net: caffe_pb2.NetParameter
+    net: Net
     plan: Plan
     loaded: Loaded
 
@@ -68,7 +69,8 @@ def load_text(text: str, path: str = "<string>") -> Loaded:
 
 def truncate(loaded: Loaded, last: str) -> Loaded:
     """Drop every layer after the layer named `last`."""
-    index = next((i for i, l in enumerate(loaded.net.layer) if l.name == last), None)
+    names = netspec.layer_names(loaded.net)
+    index = names.index(last) if last in names else None
     if index is None:
         raise UsageError(f"--truncate-after {last}: no layer has that name", file=loaded.path)
     return Loaded(netspec.truncate_after(loaded.net, index), loaded.path,
@@ -100,11 +102,9 @@ def convert_text(text: str, path: str = "<string>", opts: Options | None = None,
     return convert_loaded(loaded, opts or Options(), layout)
 
 
-def _recheck(original: caffe_pb2.NetParameter, text: str) -> None:
+def _recheck(original: Net, text: str) -> None:
     """The output must parse and keep every layer's name, type and order."""
     again, _ = prototxt.parse(text, "<output>")
-    before = [(l.name, l.type) for l in original.layer]
-    after = [(l.name, l.type) for l in again.layer]
-    if before != after:
+    if netspec.layer_signature(original) != netspec.layer_signature(again):
         raise AtrousError("internal check failed: the output's layers differ from the input's; "
                           "please report this with the input file")

@@ -22,7 +22,7 @@ from .analysis import strides as st
 from .analysis.cost import receptive_fields
 from .analysis.shapes import fmt_shape, infer_shapes
 from .convert import Loaded, load_text, truncate
-from .formats import prototxt
+from .formats import netspec, prototxt
 from .errors import AtrousError, ConversionWarning, UsageError
 from .graph import Graph
 from .rewrite.dilate import EXACT, SEED, dilate_conv
@@ -219,7 +219,7 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
 
     # Both networks end at the compared blob: a classifier head sized for another
     # input (or made global) does not get in the way.
-    if any(l.name == writer for l in orig_l.net.layer):
+    if writer in netspec.layer_names(orig_l.net):
         orig_l, new_l = truncate(orig_l, writer), truncate(new_l, writer)
     for loaded in (orig_l, new_l):
         infer_shapes(_first_graph(loaded), input_shape=input_shape)   # both must size

@@ -70,7 +70,7 @@ def check(loaded: Loaded, weights: caffemodel.Weights, input_shape=None) -> Weig
                 report.mismatched.append((name, "blob data does not fill its shape"))
             else:
                 report.matched.append(name)
-    names = {l.name for l in loaded.net.layer}
+    names = set(netspec.layer_names(loaded.net))
     report.unused = [l.name for l in weights.layers if l.blobs and l.name not in names]
     return report
 
@@ -91,43 +91,9 @@ def raise_for(report: WeightsReport, path: str) -> None:
                           f"({few}); is it the caffemodel of this network?", file=path)
 
 
-# LayerParameter fields that a conversion changes (the same numbers in every fork).
-_CONVOLUTION, _POOLING, _PYTHON, _PRIOR_BOX = 106, 121, 130, 203
-
-
 def write_for(loaded: Loaded, weights: caffemodel.Weights, out_path: str) -> int:
-    """Write a caffemodel for `loaded` (the converted network), with the same blobs.
-
-    A V2 record is copied field by field as stored, so fork parameters pass
-    through byte for byte, except the parameters the conversion changes, which
-    come from the converted network. A V1 record becomes a V2 record: name,
-    type, blobs, and the layer's definition from the converted network."""
-    stored = weights.by_name()
-    count = 0
-    with caffemodel.Writer(out_path, loaded.net.name) as w:
-        for layer in loaded.net.layer:
-            source = stored.get(layer.name)
-            if source is None or not source.raw_blobs:
-                continue
-            if source.legacy:
-                definition = type(layer)()
-                definition.CopyFrom(layer)
-                for f in ("blobs", "name", "type"):
-                    definition.ClearField(f)
-                w.add(layer.name, layer.type, source.raw_blobs, header=definition.SerializeToString())
-            else:
-                changed = {_CONVOLUTION: "convolution_param", _POOLING: "pooling_param",
-                           _PYTHON: "python_param", _PRIOR_BOX: "prior_box_param"}
-                pieces = []
-                for number, _, raw in source.fields():
-                    if number in changed and layer.HasField(changed[number]):
-                        pieces.append(caffemodel.encode_field(
-                            number, getattr(layer, changed[number]).SerializeToString()))
-                    else:
-                        pieces.append(raw)
-                w.add_record(pieces)
-            count += 1
-    return count
+    """Write a caffemodel for `loaded` (the converted network), with the same blobs."""
+    return caffemodel.write_converted(loaded.net, weights, out_path)
 
 
 def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=None) -> int:
@@ -141,7 +107,7 @@ def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=Non
     if unknown:
         raise AtrousError("cannot size the parameters of this layer (its input size is unknown); "
                           "give --input-shape", layer=unknown[0])
-    with caffemodel.Writer(out_path, loaded.net.name) as w:
+    with caffemodel.Writer(out_path, netspec.net_name(loaded.net)) as w:
         for name, shapes in expected.items():
             spec = specs[name]
             w.add(name, spec.type, [caffemodel.encode_blob(a) for a in _init(spec, shapes, rng)])

@@ -362,3 +362,42 @@ class Writer:
             self.close()
         else:
             self.abort()
+
+
+# LayerParameter fields that a conversion changes (the same numbers in every fork).
+_CHANGED = {106: "convolution_param", 121: "pooling_param", 130: "python_param",
+            203: "prior_box_param"}
+
+
+def write_converted(net, weights: Weights, out_path: str) -> int:
+    """Write a caffemodel for the converted network `net` with the blobs of `weights`.
+
+    A V2 record is copied field by field as stored, so fork parameters pass
+    through byte for byte, except the parameters the conversion changes, which
+    come from `net`. A V1 record becomes a V2 record: name, type, blobs, and the
+    layer's definition from `net`. Returns the number of layers written."""
+    stored = weights.by_name()
+    count = 0
+    with Writer(out_path, net.name) as w:
+        for layer in net.layer:
+            source = stored.get(layer.name)
+            if source is None or not source.raw_blobs:
+                continue
+            if source.legacy:
+                definition = type(layer)()
+                definition.CopyFrom(layer)
+                for name in ("blobs", "name", "type"):
+                    definition.ClearField(name)
+                w.add(layer.name, layer.type, source.raw_blobs,
+                      header=definition.SerializeToString())
+            else:
+                pieces = []
+                for number, _, raw in source.fields():
+                    pname = _CHANGED.get(number)
+                    if pname and layer.HasField(pname):
+                        pieces.append(encode_field(number, getattr(layer, pname).SerializeToString()))
+                    else:
+                        pieces.append(raw)
+                w.add_record(pieces)
+            count += 1
+    return count

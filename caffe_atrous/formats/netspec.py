@@ -17,6 +17,10 @@ from ..errors import AtrousError
 from ..window import Pair, Window
 from . import caffe_pb2
 
+# The network message, for the rest of caffe_atrous an opaque handle that only
+# this package looks into.
+Net = caffe_pb2.NetParameter
+
 PHASES = ("TRAIN", "TEST")
 
 # Layer types that read nothing and produce network inputs.
@@ -351,6 +355,19 @@ def apply_edits(net: caffe_pb2.NetParameter, edits: list[LayerEdit]) -> caffe_pb
             for k, v in e.prior_step.items():
                 setattr(layer.prior_box_param, k, v)
     return out
+
+
+def net_name(net: caffe_pb2.NetParameter) -> str:
+    return net.name
+
+
+def layer_names(net: caffe_pb2.NetParameter) -> list[str]:
+    return [l.name for l in net.layer]
+
+
+def layer_signature(net: caffe_pb2.NetParameter) -> list[tuple[str, str]]:
+    """(name, type) of every layer, in order: what a conversion must keep."""
+    return [(l.name, l.type) for l in net.layer]
 
 
 def truncate_after(net: caffe_pb2.NetParameter, index: int) -> caffe_pb2.NetParameter:
