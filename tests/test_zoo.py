@@ -18,7 +18,7 @@ from caffe_atrous.formats import prototxt
 
 from caffe_atrous.convert import convert_text
 
-from conftest import convert, windows, zoo_path, zoo_text
+from conftest import ZOO, convert, windows, zoo_path, zoo_text
 
 R101 = "resnet101-kaiming/ResNet-101-deploy.prototxt"
 VGG_V1 = "vgg16-ilsvrc/VGG_ILSVRC_16_layers_deploy.prototxt"
@@ -163,3 +163,13 @@ def test_reference_networks_parse_and_round_trip(path):
     text = prototxt.to_text(loaded.net)
     assert [l.name for l in prototxt.parse(text)[0].layer] == [l.name for l in loaded.net.layer]
     assert loaded.graphs()
+
+
+ALL = sorted(str(p.relative_to(ZOO)) for p in ZOO.glob("*/*.prototxt"))
+
+
+@pytest.mark.parametrize("path", ALL or ["(zoo absent)"])
+def test_every_zoo_file_parses(path):
+    """Every published file parses with the schema (template variables substituted)."""
+    loaded = load_text(zoo_text(path), path)
+    assert loaded.net.layer and loaded.graphs()

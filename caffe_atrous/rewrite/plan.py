@@ -194,10 +194,32 @@ class _PhasePlanner:
         spatial = [(b, f) for b, f in zip(bottoms, factors) if f is not None]
         if len({f for _, f in spatial}) > 1:
             parts = ", ".join(f"'{b.name}' x{_x(f)}" for b, f in spatial)
+            top = max(f for _, f in spatial)
+            kept = [self._kept_stride(b) for b, f in spatial if f != top]
+            kept = [k for k in kept if k is not None]
+            hint = (f"'{kept[0].name}' keeps its stride {_x(kept[0].window.stride)}: "
+                    f"--from {self._first_removable(kept)} would remove it too, or use "
+                    "--output-stride") if kept else "use --output-stride"
             raise self.fail(layer, f"its inputs arrive with different removed stride factors "
-                            f"({parts}), so they would no longer line up; remove the stride on every "
-                            "path into it (name the first strided layer of the stage with --from, or "
-                            "use --output-stride)")
+                            f"({parts}), so they would no longer line up; {hint}")
+
+    def _kept_stride(self, blob: Blob) -> LayerSpec | None:
+        """The nearest strided layer upstream of `blob` whose stride stays."""
+        seen, todo = set(), [blob]
+        while todo:
+            b = todo.pop()
+            layer = b.producer
+            if layer is None or layer.index in seen:
+                continue
+            seen.add(layer.index)
+            if st.own_stride(layer) != (1, 1) and layer.index not in self.removals:
+                return layer
+            todo.extend(self.g.bottoms(layer))
+        return None
+
+    def _first_removable(self, kept: list[LayerSpec]) -> str:
+        """The earliest layer, in file order, among those that keep their stride."""
+        return min(kept, key=lambda l: l.index).name
 
     def _conv(self, layer: LayerSpec, m: Pair, r: Pair) -> None:
         w = layer.window
