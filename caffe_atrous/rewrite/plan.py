@@ -354,11 +354,44 @@ class _PhasePlanner:
     def _check_sizes(self) -> None:
         """Size the converted graph: merging layers must still agree."""
         windows = {i: c.after for i, c in self.changes.items()}
-        infer_shapes(self.g,
-                     window_of=lambda l: windows.get(l.index, l.window),
-                     is_global=lambda l: l.index in self.made_global
-                     or bool(l.attrs.get("global_pooling")),
-                     input_shape=self.opts.input_shape)
+        try:
+            infer_shapes(self.g,
+                         window_of=lambda l: windows.get(l.index, l.window),
+                         is_global=lambda l: l.index in self.made_global
+                         or bool(l.attrs.get("global_pooling")),
+                         input_shape=self.opts.input_shape)
+        except AtrousError as exc:
+            culprits = self._undilated_pools_before(exc.layer)
+            if not culprits:
+                raise
+            raise AtrousError(f"{exc.message}, after conversion: {_names(culprits)} pools a denser "
+                              "blob without dilation and so shrinks its map less than the dilated "
+                              "layers beside it; convert at a larger output stride",
+                              file=exc.file, line=exc.line, layer=exc.layer) from None
+
+    def _undilated_pools_before(self, name: str | None) -> list[str]:
+        """Warned poolings upstream of layer `name` that shrink their map (kernel > 1
+        over a denser blob, with less pad than a same-size pooling would need)."""
+        warned = {w.layer for w in self.warnings if "Caffe pooling has no dilation" in w.message}
+        start = self.g.layer(name) if name else None
+        if start is None or not warned:
+            return []
+        found, seen, todo = [], set(), list(self.g.bottoms(start))
+        while todo:
+            layer = todo.pop().producer
+            if layer is None or layer.index in seen:
+                continue
+            seen.add(layer.index)
+            todo.extend(self.g.bottoms(layer))
+            w = self.changes[layer.index].after if layer.index in self.changes else layer.window
+            if layer.name in warned and any(2 * w.pad[a] < w.kernel[a] - 1 for a in (0, 1)):
+                found.append(layer.name)
+        return sorted(found)
+
+
+def _names(names: list[str]) -> str:
+    quoted = [f"'{n}'" for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
 def _x(m) -> str:
