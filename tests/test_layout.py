@@ -102,3 +102,11 @@ def test_v1_input_is_upgraded_whole(tmp_path, capsys):
     r = convert(zoo_text("vgg16-ilsvrc/VGG_ILSVRC_16_layers_deploy.prototxt"), output_stride=16,
                 truncate_after="pool5")
     assert r.text.startswith('name: "VGG_ILSVRC_16_layers"\nlayer {\n  name: "input"')
+
+
+def test_windows_line_endings_and_tabs_are_kept():
+    text = EXAMPLE.read_text().replace("    ", "\t").replace("\n", "\r\n")
+    r = convert(text, output_stride=8)
+    assert "\r\n\tdilation: 2\r\n" in r.text and "\n" not in r.text.replace("\r\n", "")
+    removed, added = changed_lines(text, r.text)
+    assert all(CHANGED_FIELD.match(l.rstrip("\r")) for l in removed + added)

@@ -188,7 +188,8 @@ def _insertion(text: str, block: Block, name: str, values: list[str],
     own_line = text[ls:anchor.start].strip() == ""
     if own_line and "\n" in text[block.open:block.close]:
         indent = _indent_of(text, anchor.start)
-        return (anchor.end, anchor.end, "".join(f"\n{indent}{name}: {v}" for v in values))
+        newline = "\r\n" if "\r\n" in text else "\n"
+        return (anchor.end, anchor.end, "".join(f"{newline}{indent}{name}: {v}" for v in values))
     return (anchor.end, anchor.end, "".join(f" {name}: {v}" for v in values))
 
 
