@@ -10,23 +10,29 @@ import pytest
 
 from conftest import EXAMPLE, ROOT
 
-RULE = """\
-%_os8.prototxt: %.prototxt
-\t{python} -m caffe_atrous $< -o $@ --output-stride 8
-"""
+def readme_rule() -> str:
+    """The pattern rule exactly as the README shows it (its code block, unindented)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## In a Makefile"):]
+    block = [l[4:] for l in section.splitlines()[1:] if l.startswith("    ")]
+    rule = block[: next(i for i, l in enumerate(block[1:], 1) if not l.startswith("\t"))]
+    assert rule[0] == "%_os8.prototxt: %.prototxt" and "caffe_atrous" in rule[1]
+    return "\n".join(rule) + "\n"
 
 
 @pytest.fixture
 def project(tmp_path):
     if shutil.which("make") is None:
         pytest.fail("make is needed: the project's own Makefile uses it")
-    (tmp_path / "Makefile").write_text(RULE.format(python=sys.executable))
+    (tmp_path / "Makefile").write_text(readme_rule())
     shutil.copy(EXAMPLE, tmp_path / "net.prototxt")
     return tmp_path
 
 
 def make(folder, target):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # `python` in the rule is the one running the tests (the project's venv)
+    env = dict(os.environ, PYTHONPATH=str(ROOT),
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     return subprocess.run(["make", "--no-print-directory", target], cwd=folder, env=env,
                           capture_output=True, text=True)
 
