@@ -176,7 +176,6 @@ class _PhasePlanner:
             return
         if "spatial_scale" in layer.attrs:
             self._spatial_scale(layer, m)
-
         if layer.attrs.get("prior_step"):
             self._prior_step(layer, m)
         if layer.type == "Crop":
