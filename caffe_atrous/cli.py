@@ -13,9 +13,9 @@ import sys
 import tempfile
 
 from . import __version__
-from .convert import Result, convert_loaded, load_text, truncate
+from .convert import Result, convert_loaded, load_text, read_text, truncate
 from .errors import AtrousError, UsageError
-from .rewrite.dilate import EXACT, SEED  # noqa: F401 - SEED is the default
+from .rewrite.dilate import EXACT, SEED
 from .rewrite.plan import Options
 from .analysis.strides import fmt_stride
 
@@ -164,7 +164,7 @@ def build_verify_parser() -> argparse.ArgumentParser:
 
 def run_init(args: argparse.Namespace) -> int:
     from .weights import random_weights
-    loaded = load_text(_read_text(args.net), args.net)
+    loaded = load_text(read_text(args.net), args.net)
     n = random_weights(loaded, args.output, seed=args.seed, input_shape=args.input_shape)
     print(f"init-weights: {n} layers with random weights written to {args.output}", file=sys.stderr)
     return 0
@@ -184,38 +184,6 @@ COMMANDS = {"init-weights": (build_init_parser, run_init), "verify": (build_veri
 
 def _say(kind: str, text: str) -> None:
     print(f"{PROG}: {kind}: {text}", file=sys.stderr)
-
-
-def _table(result: Result) -> str:
-    rows = [("layer", "type", "before", "after", "why")]
-    for c in result.plan.ordered():
-        before = c.before.describe() if c.before else ""
-        after = "global" if c.make_global else (c.after.describe() if c.after else "")
-        if c.spatial_scale:
-            before, after = f"scale {c.spatial_scale[0]:g}", f"scale {c.spatial_scale[1]:g}"
-        if c.param_str:
-            before, after = c.param_str
-        rows.append((c.layer.name, c.layer.type, before, after, "; ".join(c.reasons)))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4]
-                     for r in rows).rstrip()
-
-
-def _read_text(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise UsageError("no such file", file=path) from None
-    except IsADirectoryError:
-        raise UsageError("is a directory, not a prototxt file", file=path) from None
-    except UnicodeDecodeError as exc:
-        raise AtrousError(f"not a text file ({exc.reason} at byte {exc.start}); is this a binary "
-                          ".caffemodel rather than a .prototxt?", file=path) from None
-    except OSError as exc:
-        raise AtrousError(f"cannot read: {exc.strerror}", file=path) from None
 
 
 def unified_diff(a: str, b: str, from_name: str, to_name: str, context: int = 3):
@@ -310,7 +278,7 @@ def run_convert(args: argparse.Namespace) -> int:
     opts = Options(output_stride=None if args.from_layer else args.output_stride,
                    from_layer=args.from_layer, mode=EXACT if args.exact else SEED,
                    input_shape=args.input_shape, multi_grid=args.multi_grid)
-    text = _read_text(args.input)
+    text = read_text(args.input)
     loaded = load_text(text, path)
     if args.truncate_after:
         loaded = truncate(loaded, args.truncate_after)
@@ -355,7 +323,8 @@ def run_convert(args: argparse.Namespace) -> int:
         from .report import format_table
         print(format_table(report), file=sys.stderr)
     elif args.verbose:
-        print(_table(result), file=sys.stderr)
+        from .report import format_changes, layer_changes
+        print(format_changes(layer_changes(result.plan)), file=sys.stderr)
     if weights_line and not args.quiet:
         print(weights_line, file=sys.stderr)
     if not args.quiet:

@@ -49,6 +49,25 @@ class Result:
         return self.loaded.notes + self.plan.warnings
 
 
+def read_text(path: str) -> str:
+    """A prototxt file's text ('-': standard input), with one-line errors."""
+    import sys
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise UsageError("no such file", file=path) from None
+    except IsADirectoryError:
+        raise UsageError("is a directory, not a prototxt file", file=path) from None
+    except UnicodeDecodeError as exc:
+        raise AtrousError(f"not a text file ({exc.reason} at byte {exc.start}); is this a binary "
+                          ".caffemodel rather than a .prototxt?", file=path) from None
+    except OSError as exc:
+        raise AtrousError(f"cannot read: {exc.strerror}", file=path) from None
+
+
 def load_text(text: str, path: str = "<string>") -> Loaded:
     """Parse prototxt text; V1 files are upgraded to V2 (and the notes say so)."""
     net, source = prototxt.parse(text, path)

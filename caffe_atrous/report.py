@@ -16,6 +16,7 @@ from .analysis import strides as st
 from .analysis.cost import activation_bytes, layer_macs, receptive_fields
 from .analysis.shapes import infer_shapes
 from .convert import Loaded, Result
+from .errors import AtrousError
 from .formats import netspec
 from .graph import build_graphs
 
@@ -38,7 +39,7 @@ def build(before: Loaded, result: Result, input_shape=None) -> dict[str, Any]:
     s0, s1 = st.cumulative_strides(g0), st.cumulative_strides(g1)
     try:
         sh0, sh1 = infer_shapes(g0, input_shape=input_shape), infer_shapes(g1, input_shape=input_shape)
-    except Exception:                      # noqa: BLE001 - sizes are optional in a report
+    except AtrousError:                    # sizes are optional in a report
         sh0 = sh1 = {}
     rf0, rf1 = receptive_fields(g0), receptive_fields(g1)
     mac0, mac1 = layer_macs(g0, sh0), layer_macs(g1, sh1)
@@ -82,15 +83,7 @@ def build(before: Loaded, result: Result, input_shape=None) -> dict[str, Any]:
         values = [s[field][i] for s in stages.values()]
         return None if any(v is None for v in values) else sum(values)
 
-    layers = []
-    for c in result.plan.ordered():
-        layers.append({
-            "name": c.layer.name, "type": c.layer.type,
-            "before": c.before.describe() if c.before else None,
-            "after": "global" if c.make_global else (c.after.describe() if c.after else None),
-            "spatial_scale": list(c.spatial_scale) if c.spatial_scale else None,
-            "param_str": list(c.param_str) if c.param_str else None,
-            "why": c.reasons})
+    layers = layer_changes(result.plan)
     totals = {f: [total(f, 0), total(f, 1)] for f in ("macs", "activation_bytes")}
     for stage in stages.values():
         stage.pop("_area", None)
@@ -102,17 +95,38 @@ def build(before: Loaded, result: Result, input_shape=None) -> dict[str, Any]:
     }
 
 
-def _g(v) -> str:
-    return "?" if v is None else f"{v / 1e9:.2f}G"
+def layer_changes(plan) -> list[dict[str, Any]]:
+    """Every changed layer: name, type, before, after, and why."""
+    return [{
+        "name": c.layer.name, "type": c.layer.type,
+        "before": c.before.describe() if c.before else None,
+        "after": "global" if c.make_global else (c.after.describe() if c.after else None),
+        "spatial_scale": list(c.spatial_scale) if c.spatial_scale else None,
+        "param_str": list(c.param_str) if c.param_str else None,
+        "why": c.reasons} for c in plan.ordered()]
 
 
-def _mb(v) -> str:
-    return "?" if v is None else f"{v / 2**20:.1f}MB"
+def format_changes(layers: list[dict[str, Any]]) -> str:
+    """The changed layers as a table (what -v and --report print)."""
+    rows = [("layer", "type", "before", "after", "why")]
+    for l in layers:
+        before, after = l["before"] or "", l["after"] or ""
+        if l["spatial_scale"]:
+            before, after = (f"scale {v:g}" for v in l["spatial_scale"])
+        if l["param_str"]:
+            before, after = l["param_str"]
+        rows.append((l["name"], l["type"], before, after, "; ".join(l["why"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join(("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4]).rstrip()
+                     for r in rows)
 
 
-def _ratio(pair) -> str:
-    a, b = pair
-    return "" if not a or b is None else f"x{b / a:.2f}"
+def _cost(pair, unit: str) -> str:
+    """'0.73G -> 11.71G x16.00' for a (before, after) pair."""
+    show = (lambda v: f"{v / 1e9:.2f}G") if unit == "G" else (lambda v: f"{v / 2**20:.1f}MB")
+    a, b = ("?" if v is None else show(v) for v in pair)
+    ratio = "" if not pair[0] or pair[1] is None else f" x{pair[1] / pair[0]:.2f}"
+    return f"{a} -> {b}{ratio}"
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -130,26 +144,11 @@ def format_table(report: dict[str, Any]) -> str:
             return a if a == b else f"{a} -> {b}"
         rows.append((s["stage"], str(s["layers"]), pair(s["output_stride"]),
                      pair(s["receptive_field"]), pair(s["size"]),
-                     f"{_g(s['macs'][0])} -> {_g(s['macs'][1])} {_ratio(s['macs'])}".strip(),
-                     f"{_mb(s['activation_bytes'][0])} -> {_mb(s['activation_bytes'][1])} "
-                     f"{_ratio(s['activation_bytes'])}".strip()))
+                     _cost(s["macs"], "G"), _cost(s["activation_bytes"], "MB")))
     t = report["totals"]
-    rows.append(("total", "", "", "", "",
-                 f"{_g(t['macs'][0])} -> {_g(t['macs'][1])} {_ratio(t['macs'])}".strip(),
-                 f"{_mb(t['activation_bytes'][0])} -> {_mb(t['activation_bytes'][1])} "
-                 f"{_ratio(t['activation_bytes'])}".strip()))
+    rows.append(("total", "", "", "", "", _cost(t["macs"], "G"), _cost(t["activation_bytes"], "MB")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     if report["layers"]:
-        lines.append("")
-        rows = [("layer", "type", "before", "after", "why")]
-        for l in report["layers"]:
-            before, after = l["before"] or "", l["after"] or ""
-            if l["spatial_scale"]:
-                before, after = (f"scale {v:g}" for v in l["spatial_scale"])
-            if l["param_str"]:
-                before, after = l["param_str"]
-            rows.append((l["name"], l["type"], before, after, "; ".join(l["why"])))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines += ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
+        lines += ["", format_changes(report["layers"])]
     return "\n".join(l.rstrip() for l in lines)

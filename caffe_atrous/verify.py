@@ -21,7 +21,7 @@ from . import runners
 from .analysis import strides as st
 from .analysis.cost import receptive_fields
 from .analysis.shapes import fmt_shape, infer_shapes
-from .convert import Loaded, load_text, truncate
+from .convert import Loaded, load_text, read_text, truncate
 from .formats import netspec, prototxt
 from .errors import AtrousError, ConversionWarning, UsageError
 from .graph import Graph
@@ -196,11 +196,10 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
            input_shape: tuple[int, ...] | None = None, engine: str = "auto", seed: int = 0,
            tolerance: float = 1e-4) -> Report:
     """Compare the converted network with the original in an engine; see Report."""
-    for p in (orig_path, new_path, weights_path):
-        if not os.path.isfile(p):
-            raise UsageError("no such file", file=p)
-    orig_l = load_text(open(orig_path, encoding="utf-8").read(), orig_path)
-    new_l = load_text(open(new_path, encoding="utf-8").read(), new_path)
+    if not os.path.isfile(weights_path):
+        raise UsageError("no such file", file=weights_path)
+    orig_l = load_text(read_text(orig_path), orig_path)
+    new_l = load_text(read_text(new_path), new_path)
     orig, new = _first_graph(orig_l), _first_graph(new_l)
     findings = diagnose(orig, new)
     factors = _top_factors(orig, new)
