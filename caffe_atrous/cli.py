@@ -237,8 +237,8 @@ def _same_file(a: str, b: str) -> bool:
 def _check_weights(args: argparse.Namespace, result: Result) -> str:
     """Check (and with --weights-out, rewrite) the caffemodel for the converted net."""
     from .convert import Loaded
-    from .formats.caffemodel import Weights
-    from .weights import check, raise_for, write_for
+    from .formats.caffemodel import Weights, write_converted
+    from .weights import check, raise_for
     converted = Loaded(result.net, args.output, result.loaded.lines, False)
     with Weights(args.weights) as w:
         report = check(converted, w, args.input_shape)
@@ -246,7 +246,7 @@ def _check_weights(args: argparse.Namespace, result: Result) -> str:
         if args.weights_out and not args.check:
             if _same_file(args.weights, args.weights_out):
                 raise UsageError("--weights-out is the input caffemodel; choose another file")
-            write_for(converted, w, args.weights_out)
+            write_converted(converted.net, w, args.weights_out)
     return report.line()
 
 

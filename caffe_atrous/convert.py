@@ -101,15 +101,20 @@ def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result
     `layout` is False or the input was V1, when it is the canonical form."""
     plan = make_plan(loaded.graphs(), opts)
     new_net = netspec.apply_edits(loaded.net, [c.edit() for c in plan.ordered()])
+    if netspec.layer_signature(loaded.net) != netspec.layer_signature(new_net):
+        raise AtrousError("internal check failed: the converted layers differ from the input's; "
+                          "please report this with the input file")
     text = None
     if layout and loaded.text is not None:
-        try:
+        try:       # the patched text is parsed again there and must equal new_net
             text = textpatch.patch(loaded.text, loaded.source, new_net)
         except textpatch.NotPatchable:
             text = None
     if text is None:
         text = prototxt.to_text(new_net)
-    _recheck(loaded.net, text)
+        if prototxt.parse(text, "<output>")[0] != new_net:
+            raise AtrousError("internal check failed: the output does not parse back to the "
+                              "conversion; please report this with the input file")
     return Result(text, new_net, plan, loaded)
 
 
@@ -120,10 +125,3 @@ def convert_text(text: str, path: str = "<string>", opts: Options | None = None,
         loaded = truncate(loaded, truncate_after)
     return convert_loaded(loaded, opts or Options(), layout)
 
-
-def _recheck(original: Net, text: str) -> None:
-    """The output must parse and keep every layer's name, type and order."""
-    again, _ = prototxt.parse(text, "<output>")
-    if netspec.layer_signature(original) != netspec.layer_signature(again):
-        raise AtrousError("internal check failed: the output's layers differ from the input's; "
-                          "please report this with the input file")

@@ -41,7 +41,7 @@ def build(before: Loaded, result: Result, input_shape=None) -> dict[str, Any]:
         sh0, sh1 = infer_shapes(g0, input_shape=input_shape), infer_shapes(g1, input_shape=input_shape)
     except AtrousError:                    # sizes are optional in a report
         sh0 = sh1 = {}
-    rf0, rf1 = receptive_fields(g0), receptive_fields(g1)
+    rf0, rf1 = receptive_fields(g0, s0), receptive_fields(g1, s1)
     mac0, mac1 = layer_macs(g0, sh0), layer_macs(g1, sh1)
     mem0, mem1 = activation_bytes(g0, sh0), activation_bytes(g1, sh1)
 

@@ -75,9 +75,9 @@ def _first_graph(loaded: Loaded) -> Graph:
     return next((g for g in graphs if g.phase == "TEST"), graphs[0])
 
 
-def _top_factors(orig: Graph, new: Graph) -> dict[str, Pair | None]:
-    """Removed factor of every blob (by name, last writer), converted vs original."""
-    s0, s1 = st.cumulative_strides(orig), st.cumulative_strides(new)
+def _top_factors(orig: Graph, new: Graph, s0, s1) -> dict[str, Pair | None]:
+    """Removed factor of every blob (by name, last writer), converted vs original;
+    s0, s1: the two graphs' cumulative strides."""
     out: dict[str, Pair | None] = {}
     for b0 in orig.inputs:
         out[b0.name] = (1, 1) if s0.get(b0) is not None else None
@@ -87,12 +87,12 @@ def _top_factors(orig: Graph, new: Graph) -> dict[str, Pair | None]:
     return out
 
 
-def diagnose(orig: Graph, new: Graph) -> list[tuple[int, ConversionWarning]]:
-    """What makes `new` differ from the exact conversion of `orig`, by layer."""
+def diagnose(orig: Graph, new: Graph, s0, s1) -> list[tuple[int, ConversionWarning]]:
+    """What makes `new` differ from the exact conversion of `orig`, by layer;
+    s0, s1: the two graphs' cumulative strides."""
     if [l.name for l in orig.layers] != [l.name for l in new.layers]:
         raise AtrousError("the two networks do not have the same layers in the same order; "
                           "is NEW a conversion of ORIG?", exit_code=2)
-    s0, s1 = st.cumulative_strides(orig), st.cumulative_strides(new)
     found = []
     for l0, l1 in zip(orig.layers, new.layers):
         b0, b1 = orig.bottoms(l0), new.bottoms(l1)
@@ -201,15 +201,15 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     orig_l = load_text(read_text(orig_path), orig_path)
     new_l = load_text(read_text(new_path), new_path)
     orig, new = _first_graph(orig_l), _first_graph(new_l)
-    findings = diagnose(orig, new)
-    factors = _top_factors(orig, new)
+    strides0, strides1 = st.cumulative_strides(orig), st.cumulative_strides(new)
+    findings = diagnose(orig, new, strides0, strides1)
+    factors = _top_factors(orig, new, strides0, strides1)
 
     images = [b for b in orig.inputs if b.producer is None or b.producer.type == "Input"]
     if len(images) != 1:
         raise UsageError("verify needs a network with one input blob (an `input` or Input layer); "
                          "found " + (", ".join(b.name for b in images) or "none"), file=orig_path)
     image = images[0]
-    strides0 = st.cumulative_strides(orig)
     total = int(max(st.output_stride(strides0), 1))
     input_shape, note = _choose_input(image, total, input_shape)
     blob = _choose_blob(orig, factors, blob)
@@ -232,7 +232,7 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     band = 0
     if not (_aligned(input_shape[2], total) and _aligned(input_shape[3], total)):
         s = next((v for b, v in strides0.items() if b.name == blob and v is not None), (1, 1))
-        rf = receptive_fields(orig)
+        rf = receptive_fields(orig, strides0)
         field = max((rf.get(id(b)) or 1 for b in orig.blobs if b.name == blob), default=1)
         band = math.ceil(field / max(int(s[0]), 1)) + 1
         rows, cols = max(rows - band, 0), max(cols - band, 0)

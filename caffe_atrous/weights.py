@@ -91,11 +91,6 @@ def raise_for(report: WeightsReport, path: str) -> None:
                           f"({few}); is it the caffemodel of this network?", file=path)
 
 
-def write_for(loaded: Loaded, weights: caffemodel.Weights, out_path: str) -> int:
-    """Write a caffemodel for `loaded` (the converted network), with the same blobs."""
-    return caffemodel.write_converted(loaded.net, weights, out_path)
-
-
 def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=None) -> int:
     """Random weights for every layer with parameters: variance-scaled
     convolutions and inner products, BatchNorm statistics that keep activations

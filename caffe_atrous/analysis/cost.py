@@ -60,10 +60,10 @@ def activation_bytes(graph: Graph, shapes: Shapes) -> dict[str, int | None]:
     return out
 
 
-def receptive_fields(graph: Graph) -> dict[int, int | None]:
+def receptive_fields(graph: Graph, strides=None) -> dict[int, int | None]:
     """Receptive field (input pixels, height axis) of every blob, keyed by id(blob);
     None after a global pooling or a non-spatial layer."""
-    strides = cumulative_strides(graph)
+    strides = strides if strides is not None else cumulative_strides(graph)
     rf: dict[int, int | None] = {id(b): 1 for b in graph.inputs}
     for layer in graph.layers:
         bottoms = graph.bottoms(layer)

@@ -35,11 +35,12 @@ def _known(*shapes) -> bool:
 
 def _spatial(layer: LayerSpec, shape: Shape) -> Shape:
     if len(shape) != 4:
-        raise AtrousError(f"expects a 4-D (N, C, H, W) input, got {_fmt(shape)}", layer=layer.name)
+        raise AtrousError(f"expects a 4-D (N, C, H, W) input, got {fmt_shape(shape)}",
+                          layer=layer.name)
     return shape
 
 
-def _fmt(shape: Shape | None) -> str:
+def fmt_shape(shape: Shape | None) -> str:
     if shape is None:
         return "unknown"
     return "x".join("?" if d is None else str(d) for d in shape) or "scalar"
@@ -123,7 +124,7 @@ def _one(layer: LayerSpec, ins: list, window: Window | None, global_pool: bool) 
             for s in known[1:]:
                 if tuple(s) != tuple(known[0]) and None not in s and None not in known[0]:
                     raise AtrousError(f"its inputs have different shapes: "
-                                      f"{', '.join(_fmt(s) for s in ins)}", layer=layer.name)
+                                      f"{', '.join(fmt_shape(s) for s in ins)}", layer=layer.name)
             ref = known[0] if len(known) == len(ins) else None
         return [ref]
     if t == "Concat":
@@ -133,7 +134,7 @@ def _one(layer: LayerSpec, ins: list, window: Window | None, global_pool: bool) 
         for s in ins[1:]:
             if len(s) != len(x) or any(s[i] != x[i] for i in range(len(x)) if i != axis):
                 raise AtrousError(f"its inputs do not agree outside axis {axis}: "
-                                  f"{', '.join(_fmt(s) for s in ins)}", layer=layer.name)
+                                  f"{', '.join(fmt_shape(s) for s in ins)}", layer=layer.name)
         total = None if any(s[axis] is None for s in ins) else sum(s[axis] for s in ins)
         return [tuple(x[:axis]) + (total,) + tuple(x[axis + 1:])]
     if t == "Slice":
@@ -207,11 +208,9 @@ def infer_shapes(graph: Graph, window_of: Callable[[LayerSpec], Window | None] |
             first_input = False
         for blob, s in zip(graph.tops(layer), outs):
             if s is not None and any(d is not None and d <= 0 for d in s):
-                raise AtrousError(f"its output '{blob.name}' would be {_fmt(s)}: the input is too "
+                raise AtrousError(f"its output '{blob.name}' would be {fmt_shape(s)}: the input is too "
                                   "small for this network; give a larger --input-shape",
                                   file=graph.path, line=layer.line, layer=layer.name)
             shapes[blob] = s
     return shapes
 
-
-fmt_shape = _fmt

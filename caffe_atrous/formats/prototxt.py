@@ -97,18 +97,13 @@ def parse(text: str, path: str = "<string>") -> tuple[caffe_pb2.NetParameter, So
     if net.layer and net.layers:
         raise AtrousError("the file mixes V2 `layer` and V1 `layers` blocks; Caffe refuses such "
                           "files: use one kind", file=path)
+    lines = _layer_lines(text)
     for i, v1 in enumerate(net.layers):
         if v1.HasField("layer"):
             raise AtrousError("the file is in the V0 format (`layers { layer { ... } }`); upgrade it "
                               "with Caffe's upgrade_net_proto_text first",
-                              file=path, line=_safe_line(text, i))
-    source = Source(path=path, text=text, legacy=bool(net.layers), layer_lines=_layer_lines(text))
-    return net, source
-
-
-def _safe_line(text: str, index: int) -> int | None:
-    lines = _layer_lines(text)
-    return lines[index] if index < len(lines) else None
+                              file=path, line=lines[i] if i < len(lines) else None)
+    return net, Source(path=path, text=text, legacy=bool(net.layers), layer_lines=lines)
 
 
 def to_text(net: caffe_pb2.NetParameter) -> str:

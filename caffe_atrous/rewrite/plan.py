@@ -92,6 +92,7 @@ class _PhasePlanner:
         self.changes: dict[int, LayerChange] = {}
         self.warnings: list[ConversionWarning] = []
         self.inexact: list[ConversionWarning] = []
+        self.undilated_pools: set[int] = set()    # kernel > 1 over a denser blob
 
     # -- helpers ------------------------------------------------------------
     def fail(self, layer: LayerSpec, message: str) -> AtrousError:
@@ -267,6 +268,7 @@ class _PhasePlanner:
                 raise self.fail(layer, msg + ": convert at a larger output stride, or without "
                                 "--exact (the layer is then kept and named in a warning)")
             self.warn(layer, msg)
+            self.undilated_pools.add(layer.index)
         if r == (1, 1):
             return
         new = unstride_pool(w, r, mode)
@@ -371,9 +373,8 @@ class _PhasePlanner:
     def _undilated_pools_before(self, name: str | None) -> list[str]:
         """Warned poolings upstream of layer `name` that shrink their map (kernel > 1
         over a denser blob, with less pad than a same-size pooling would need)."""
-        warned = {w.layer for w in self.warnings if "Caffe pooling has no dilation" in w.message}
         start = self.g.layer(name) if name else None
-        if start is None or not warned:
+        if start is None or not self.undilated_pools:
             return []
         found, seen, todo = [], set(), list(self.g.bottoms(start))
         while todo:
@@ -383,7 +384,8 @@ class _PhasePlanner:
             seen.add(layer.index)
             todo.extend(self.g.bottoms(layer))
             w = self.changes[layer.index].after if layer.index in self.changes else layer.window
-            if layer.name in warned and any(2 * w.pad[a] < w.kernel[a] - 1 for a in (0, 1)):
+            if layer.index in self.undilated_pools and \
+                    any(2 * w.pad[a] < w.kernel[a] - 1 for a in (0, 1)):
                 found.append(layer.name)
         return sorted(found)
 
