@@ -1,6 +1,5 @@
 """The command line as a Makefile runs it: exit codes, one-line errors, files."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,7 +84,6 @@ def test_never_overwrites_the_input(tmp_path):
     code, _, stderr = run(src, "-o", src)
     assert code == 2 and "never overwrites its input" in one_line_error(stderr)
     assert src.read_bytes() == before
-    os.chdir(tmp_path)
     code, _, _ = run("net.prototxt", "-o", "./net.prototxt", cwd=tmp_path)
     assert code == 2 and src.read_bytes() == before
 
