@@ -23,6 +23,7 @@ from .analysis.cost import receptive_fields
 from .analysis.shapes import fmt_shape, infer_shapes
 from .convert import Loaded, load_text, read_text, truncate
 from .formats import netspec, prototxt
+from .formats.facts import Source
 from .errors import AtrousError, ConversionWarning, UsageError
 from .graph import Graph
 from .rewrite.dilate import EXACT, SEED, dilate_conv
@@ -70,11 +71,6 @@ class Report:
         return out
 
 
-def _first_graph(loaded: Loaded) -> Graph:
-    graphs = loaded.graphs()
-    return next((g for g in graphs if g.phase == "TEST"), graphs[0])
-
-
 def _top_factors(orig: Graph, new: Graph, s0, s1) -> dict[str, Pair | None]:
     """Removed factor of every blob (by name, last writer), converted vs original;
     s0, s1: the two graphs' cumulative strides."""
@@ -105,7 +101,7 @@ def diagnose(orig: Graph, new: Graph, s0, s1) -> list[tuple[int, ConversionWarni
 
         def say(text: str, layer=l0) -> None:
             found.append((layer.index, ConversionWarning(layer.name, text)))
-        if l0.is_conv and not l0.is_deconv and l1.window is not None:
+        if l0.conv is not None and not l0.is_deconv and l1.window is not None:
             w0, w1 = l0.window, l1.window
             r = tuple(w0.stride[a] // max(w1.stride[a], 1) for a in (0, 1))
             exact = dilate_conv(w0, m, r, EXACT)[0]
@@ -114,8 +110,8 @@ def diagnose(orig: Graph, new: Graph, s0, s1) -> list[tuple[int, ConversionWarni
                 why = " (the seed convention)" if w1 == seed else ""
                 say(f"dilation {_pair(w1.dilation)}, pad {_pair(w1.pad)} where the exact rule gives "
                     f"dilation {_pair(exact.dilation)}, pad {_pair(exact.pad)}{why}")
-        elif l0.is_pool:
-            glob = l1.attrs.get("global_pooling")
+        elif l0.pool is not None:
+            glob = l1.is_global_pool
             if glob and dense:
                 say(f"global pooling over a x{_pair(m)} denser blob pools the dense map")
             elif l1.window is not None and l0.window is not None:
@@ -124,7 +120,7 @@ def diagnose(orig: Graph, new: Graph, s0, s1) -> list[tuple[int, ConversionWarni
                 elif dense and l0.window.kernel != (1, 1):
                     say(f"pooling {_pair(l0.window.kernel)} over a x{_pair(m)} denser blob "
                         "(Caffe pooling has no dilation)")
-        elif dense and (l0.is_deconv or "interp" in l0.attrs):
+        elif dense and (l0.is_deconv or l0.resize is not None):
             say(f"{l0.type} over a x{_pair(m)} denser blob")
     return found
 
@@ -140,9 +136,9 @@ def _aligned(size: int, stride: int) -> bool:
 def _declared_shape(image) -> tuple | None:
     if image.producer is None:
         return image.shape
-    shapes = image.producer.attrs.get("shapes") or [None]
+    source = image.producer.params
     index = list(image.producer.tops).index(image.name)
-    return shapes[min(index, len(shapes) - 1)]
+    return source.shape(index) if isinstance(source, Source) else None
 
 
 def _choose_input(image, total: int, input_shape) -> tuple[tuple[int, ...], str]:
@@ -200,7 +196,7 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
         raise UsageError("no such file", file=weights_path)
     orig_l = load_text(read_text(orig_path), orig_path)
     new_l = load_text(read_text(new_path), new_path)
-    orig, new = _first_graph(orig_l), _first_graph(new_l)
+    orig, new = orig_l.graph(), new_l.graph()
     strides0, strides1 = st.cumulative_strides(orig), st.cumulative_strides(new)
     findings = diagnose(orig, new, strides0, strides1)
     factors = _top_factors(orig, new, strides0, strides1)
@@ -221,7 +217,7 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     if writer in netspec.layer_names(orig_l.net):
         orig_l, new_l = truncate(orig_l, writer), truncate(new_l, writer)
     for loaded in (orig_l, new_l):
-        infer_shapes(_first_graph(loaded), input_shape=input_shape)   # both must size
+        infer_shapes(loaded.graph(), input_shape=input_shape)   # both must size
 
     x = np.random.default_rng(seed).standard_normal(input_shape).astype(np.float32)
     runner = runners.get(engine)

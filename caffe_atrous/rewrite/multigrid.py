@@ -35,7 +35,7 @@ def last_stage_units(graph: Graph, factor_of, top_factor_of) -> tuple[Pair, list
         if f != top:
             continue
         units[-1].append(layer)
-        if layer.type == "Eltwise" and layer.attrs.get("operation", "SUM") == "SUM":
+        if layer.type == "Eltwise" and getattr(layer.params, "operation", "SUM") == "SUM":
             units.append([])
     units = [u for u in units if any(l.type == "Eltwise" for l in u)]
     if not units:

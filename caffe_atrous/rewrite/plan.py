@@ -24,6 +24,7 @@ from fractions import Fraction
 from ..analysis import strides as st
 from ..analysis.shapes import infer_shapes
 from ..errors import AtrousError, ConversionWarning, UsageError
+from ..formats.facts import Crop, PriorBox, PythonLayer, RoiPool
 from ..formats.netspec import LayerEdit, LayerSpec
 from ..graph import Blob, Graph
 from ..window import Pair, Window, pool_out
@@ -135,14 +136,14 @@ class _PhasePlanner:
         """Poolings that covered the whole map and must become global."""
         heads = set()
         for layer in self.g.layers:
-            if not layer.is_pool or layer.window is None:
+            if layer.pool is None or layer.window is None:
                 continue
             (x,) = self.g.bottoms(layer)[:1] or (None,)
             m = self.factor(x) if x is not None else None
             shape = self.shapes0.get(x) if x is not None else None
             if m is None or m == (1, 1) or shape is None or len(shape) != 4 or None in shape[2:]:
                 continue
-            w, ceil = layer.window, layer.attrs["ceil_mode"]
+            w, ceil = layer.window, layer.pool.ceil_mode
             if (pool_out(shape[2], w, 0, ceil), pool_out(shape[3], w, 1, ceil)) == (1, 1) \
                     and shape[2:] != (1, 1):
                 heads.add(layer.index)
@@ -152,7 +153,7 @@ class _PhasePlanner:
         bottoms = self.g.bottoms(layer)
         factors = [self.factor(b) for b in bottoms]
         m = factors[0] if factors else None
-        if "param_str" in layer.attrs and _FEAT_STRIDE.search(layer.attrs["param_str"]):
+        if isinstance(layer.params, PythonLayer) and _FEAT_STRIDE.search(layer.params.param_str):
             # a proposal layer: its score input is often reshaped; any spatial input tells
             known = next((f for f in factors if f is not None), None)
             if known is not None and known != (1, 1):
@@ -162,30 +163,30 @@ class _PhasePlanner:
             self._merge(layer, bottoms, factors)
         if m is None:
             return
-        if layer.is_conv and not layer.is_deconv:
+        if layer.conv is not None and not layer.is_deconv:
             self._conv(layer, m, r)
         elif layer.is_deconv:
             if m != (1, 1) and layer.window.kernel != (1, 1):
                 self.warn(layer, f"Deconvolution reads '{bottoms[0].name}', now x{_x(m)} denser: it "
                           f"upsamples the dense map, so its output is x{_x(m)} larger than before and "
                           "not exact; check what follows it")
-        elif layer.is_pool:
+        elif layer.pool is not None:
             self._pool(layer, m, r, bottoms[0])
-        elif layer.attrs.get("ip") and m != (1, 1):
+        elif layer.ip is not None and m != (1, 1):
             raise self._ip_error(layer, bottoms[0], m)
         if m == (1, 1):
             return
-        if "spatial_scale" in layer.attrs:
+        if isinstance(layer.params, RoiPool):
             self._spatial_scale(layer, m)
-        if layer.attrs.get("prior_step"):
+        if isinstance(layer.params, PriorBox) and layer.params.steps:
             self._prior_step(layer, m)
-        if layer.type == "Crop":
+        if isinstance(layer.params, Crop):
             self.warn(layer, f"Crop reads blobs that are now x{_x(m)} denser; its offset "
-                      f"{list(layer.attrs['crop_offset']) or [0]} counts pixels of the original "
+                      f"{list(layer.params.offset) or [0]} counts pixels of the original "
                       "resolution: check it")
-        if "interp" in layer.attrs:
-            p = layer.attrs["interp"]
-            what = (f"its fixed output size {p['height']}x{p['width']}" if p["height"] and p["width"]
+        if layer.resize is not None:
+            p = layer.resize
+            what = (f"its fixed output size {p.height}x{p.width}" if p.fixed
                     else "its zoom/shrink factors")
             self.warn(layer, f"Interp reads '{bottoms[0].name}', now x{_x(m)} denser; {what} "
                       "may no longer give the resolution you want: check it")
@@ -239,7 +240,7 @@ class _PhasePlanner:
                 "--exact keeps its own dilation"))
         for n in notes:
             self.warn(layer, n, inexact=False)
-        if layer.attrs.get("engine") == "CUDNN" and max(new.dilation) > 1:
+        if layer.conv.engine == "CUDNN" and max(new.dilation) > 1:
             c.clear_engine = True
             c.reasons.append("engine CUDNN removed (cuDNN has no dilated convolution in Caffe)")
 
@@ -250,12 +251,12 @@ class _PhasePlanner:
             c.make_global = True
             shape = self.shapes0[x]
             c.reasons.append(f"covered the whole {shape[2]}x{shape[3]} map: now global")
-            self.warn(layer, f"global {layer.attrs['pool']} pooling over '{x.name}', now x{_x(m)} "
+            self.warn(layer, f"global {layer.pool.method} pooling over '{x.name}', now x{_x(m)} "
                       "denser: it pools the dense map, not the original positions (not exact)")
             return
         if layer.window is None:       # global pooling
             if dense:
-                self.warn(layer, f"global {layer.attrs['pool']} pooling over '{x.name}', now "
+                self.warn(layer, f"global {layer.pool.method} pooling over '{x.name}', now "
                           f"x{_x(m)} denser: it pools the dense map, not the original positions "
                           "(not exact)")
             return
@@ -297,13 +298,13 @@ class _PhasePlanner:
     def _spatial_scale(self, layer: LayerSpec, m: Pair) -> None:
         if m[0] != m[1]:
             raise self.fail(layer, f"spatial_scale cannot follow a factor that differs per axis ({m})")
-        old = layer.attrs["spatial_scale"]
+        old = layer.params.spatial_scale
         c = self.change(layer)
         c.spatial_scale = (old, old * m[0])
         c.reasons.append(f"spatial_scale x{m[0]}: its features are x{m[0]} denser")
 
     def _feat_stride(self, layer: LayerSpec, m: Pair) -> None:
-        text = layer.attrs["param_str"]
+        text = layer.params.param_str
         match = _FEAT_STRIDE.search(text)
         old = int(match.group(2))
         if m[0] != m[1] or old % m[0]:
@@ -316,9 +317,8 @@ class _PhasePlanner:
         c.reasons.append(f"feat_stride {old} -> {old // m[0]}")
 
     def _prior_step(self, layer: LayerSpec, m: Pair) -> None:
-        steps = layer.attrs["prior_step"]
         new = {}
-        for k, v in steps.items():
+        for k, v in layer.params.steps:
             f = m[0] if k in ("step", "step_h") else m[1]
             if k == "step" and m[0] != m[1]:
                 raise self.fail(layer, "step cannot follow a factor that differs per axis; use "
@@ -345,7 +345,7 @@ class _PhasePlanner:
                               file=self.g.path)
         for unit, rate in zip(units, grid):
             for layer in unit:
-                if not layer.is_conv or layer.is_deconv or layer.window.kernel == (1, 1) \
+                if layer.conv is None or layer.is_deconv or layer.window.kernel == (1, 1) \
                         or in_factor(layer) != top or rate == 1:
                     continue
                 c = self.change(layer)
@@ -358,8 +358,7 @@ class _PhasePlanner:
         try:
             infer_shapes(self.g,
                          window_of=lambda l: windows.get(l.index, l.window),
-                         is_global=lambda l: l.index in self.made_global
-                         or bool(l.attrs.get("global_pooling")),
+                         is_global=lambda l: l.index in self.made_global or l.is_global_pool,
                          input_shape=self.opts.input_shape)
         except AtrousError as exc:
             culprits = self._undilated_pools_before(exc.layer)
