@@ -228,7 +228,7 @@ def infer_shapes(graph: Graph, window_of: Callable[[LayerSpec], Window | None] |
         try:
             outs = _one(layer, ins, window_of(layer), is_global(layer))
         except AtrousError as exc:
-            raise AtrousError(exc.message, file=graph.path, line=layer.line, layer=layer.name) from None
+            raise exc.located(graph.path, layer.line, layer.name) from None
         if not layer.bottoms and input_shape is not None and first_input and outs:
             outs = [tuple(input_shape)] + list(outs[1:])
             first_input = False

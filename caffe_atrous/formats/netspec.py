@@ -128,8 +128,7 @@ def read_layers(net, lines: list[int] | None = None, path: str | None = None) ->
                              phases=_phases(layer, net.state), line=line,
                              params=read_params(layer))
         except AtrousError as exc:
-            raise AtrousError(exc.message, file=exc.file or path, line=line,
-                              layer=layer.name or None) from None
+            raise exc.located(path, line, layer.name or None) from None
         specs.append(spec)
     return specs
 

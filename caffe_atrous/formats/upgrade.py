@@ -117,7 +117,7 @@ def upgrade_v1(net) -> tuple[object, list[ConversionWarning]]:
         try:
             _upgrade_layer(v1, out.layer.add(), notes)
         except AtrousError as exc:
-            raise AtrousError(exc.message, layer=v1.name) from None
+            raise exc.located(layer=v1.name) from None
     for layer in out.layer:
         if has(layer, "convolution_param"):
             hole_to_dilation(layer.convolution_param)

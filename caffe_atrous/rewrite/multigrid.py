@@ -44,6 +44,20 @@ def last_stage_units(graph: Graph, factor_of, top_factor_of) -> tuple[Pair, list
     return top, units
 
 
+def grid_rates(graph: Graph, in_factor, top_factor, grid: tuple[int, ...]) -> dict[int, int]:
+    """Layer index -> multi-grid rate for every dilated convolution of the last stage.
+
+    in_factor(layer)/top_factor(layer): the removed factor of its input/output."""
+    top, units = last_stage_units(graph, in_factor, top_factor)
+    if len(units) != len(grid):
+        raise AtrousError(f"--multi-grid gives {len(grid)} rates but the last dilated stage has "
+                          f"{len(units)} residual units ({', '.join(u[-1].name for u in units)})",
+                          file=graph.path)
+    return {layer.index: rate for unit, rate in zip(units, grid) for layer in unit
+            if layer.conv is not None and not layer.is_deconv and layer.window.kernel != (1, 1)
+            and in_factor(layer) == top and rate != 1}
+
+
 def apply_grid(window: Window, rate: int) -> Window:
     """Multiply dilation and pad by `rate` on every axis whose kernel is > 1."""
     dil = tuple(d * rate if k > 1 else d for d, k in zip(window.dilation, window.kernel))
