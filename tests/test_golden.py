@@ -9,7 +9,7 @@ import pytest
 
 from caffe_atrous.cli import main
 
-from conftest import ROOT
+from conftest import ROOT, in_ci
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "args").is_file())
@@ -24,6 +24,7 @@ def test_golden(case, tmp_path, capsys, monkeypatch):
     stderr = capsys.readouterr().err.replace(str(out), "OUT")
     assert code == 0, stderr
     if os.environ.get("UPDATE_GOLDEN"):
+        assert not in_ci(), "UPDATE_GOLDEN rewrites the expected files: never in CI"
         (folder / "expected.prototxt").write_text(out.read_text())
         (folder / "expected.stderr").write_text(stderr)
     assert out.read_text() == (folder / "expected.prototxt").read_text()

@@ -13,9 +13,9 @@ from caffe_atrous.analysis.shapes import infer_shapes
 from caffe_atrous.verify import verify
 from caffe_atrous.weights import random_weights
 
-from conftest import EXAMPLE, convert, zoo_text
+from conftest import in_ci, EXAMPLE, convert, zoo_text
 
-if os.environ.get("CI"):
+if in_ci():
     import cv2                           # installed by `make test`: missing in CI is a fault
 else:
     cv2 = pytest.importorskip("cv2", reason="OpenCV is installed by `make test`")
