@@ -17,13 +17,15 @@ found through the import system: in a wheel, a sdist or an editable install alik
 from __future__ import annotations
 
 from importlib import resources
-from importlib.abc import Traversable
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 PRESETS = "caffe_atrous.configs"
 

@@ -112,6 +112,7 @@ def test_the_installed_package_is_the_one_that_runs(installed):
                                   "import caffe_atrous, sys; print(caffe_atrous.__file__); "
                                   "print(*sys.path, sep='\\n')")).stdout.splitlines()
     assert Path(where[0]).is_relative_to(installed.venv)
+    assert installed.script.read_text().splitlines()[0] == f"#!{installed.python}"
     assert not [p for p in where[1:] if p and Path(p).resolve().is_relative_to(ROOT.resolve())]
 
 
