@@ -190,12 +190,13 @@ def _run_both(runner, nets: list[Loaded], weights_path: str, inputs: dict, blob:
 
 def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = None,
            input_shape: tuple[int, ...] | None = None, engine: str = "auto", seed: int = 0,
-           tolerance: float = 1e-4) -> Report:
-    """Compare the converted network with the original in an engine; see Report."""
+           tolerance: float = 1e-4, schema=None) -> Report:
+    """Compare the converted network with the original in an engine; see Report.
+    `schema`: a fork's schema (--proto) for both prototxt files."""
     if not os.path.isfile(weights_path):
         raise UsageError("no such file", file=weights_path)
-    orig_l = load_text(read_text(orig_path), orig_path)
-    new_l = load_text(read_text(new_path), new_path)
+    orig_l = load_text(read_text(orig_path), orig_path, schema)
+    new_l = load_text(read_text(new_path), new_path, schema)
     orig, new = orig_l.graph(), new_l.graph()
     strides0, strides1 = st.cumulative_strides(orig), st.cumulative_strides(new)
     findings = diagnose(orig, new, strides0, strides1)
