@@ -91,6 +91,7 @@ KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "canonical": ("canonical", _bool),
     "quiet": ("quiet", _bool),
     "verbose": ("verbose", _bool),
+    "proto": ("proto", _str),
 }
 
 
