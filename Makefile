@@ -43,6 +43,7 @@ clean:
 # Weights check of a ~230 MB caffemodel against a full protobuf parse (needs ../shared/zoo).
 bench: $(STAMP)
 	$(BIN)/python bench/weights_check.py
+	$(BIN)/python bench/report_html.py
 
 # docs/report-html-seed.png, the README's picture of --report-html (needs Chromium and Graphviz).
 .PHONY: docs-screenshot

@@ -142,9 +142,9 @@ class Browser:
             raise BrowserError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def screenshot(self, clip: dict | None = None) -> bytes:
+    def screenshot(self, clip: dict | None = None, scale: float = 1) -> bytes:
         """A PNG of the viewport, or of `clip` (x, y, width, height in page pixels)."""
         params: dict = {"format": "png"}
         if clip:
-            params.update(clip={**clip, "scale": 1}, captureBeyondViewport=True)
+            params.update(clip={**clip, "scale": scale}, captureBeyondViewport=True)
         return base64.b64decode(self.call("Page.captureScreenshot", params, session=True)["data"])
