@@ -42,7 +42,7 @@ def _label(box: Box) -> str:
 
 def _source(picture: Picture):
     import graphviz
-    g = graphviz.Digraph(engine="dot", format="svg")
+    g = graphviz.Digraph(name="network", engine="dot", format="svg")
     g.attr(rankdir="TB", nodesep="0.2", ranksep="0.25", fontname=FONT, bgcolor="transparent")
     g.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="10",
            margin="0.1,0.03", height="0.3", color="#555555", penwidth="1")

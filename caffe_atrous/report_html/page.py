@@ -31,6 +31,7 @@ a {{ color: #1f5fa8; }}
 .legend span.changed {{ border: 3px solid {CHANGED}; }}
 .picture {{ overflow-x: auto; border: 1px solid #ddd; }}
 .picture svg {{ display: block; }}
+g.node {{ scroll-margin-top: 30vh; }}
 g.node:target path, g.node:target polygon, g.node:target ellipse {{ stroke: #000;
   stroke-width: 6px; }}
 li.warning {{ margin-bottom: 0.3em; }}
