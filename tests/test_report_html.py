@@ -127,6 +127,18 @@ def test_picture_folds_in_place_layers():
     assert len(picture.boxes) == len(picture.anchor) - sum(len(b.folded) for b in picture.boxes)
 
 
+def test_chart_series_per_layer():
+    from caffe_atrous.report_html.chart import series
+    loaded = load_text(EXAMPLE.read_text(), str(EXAMPLE))
+    data = series(loaded, convert_loaded(loaded, Options(output_stride=8)))
+    assert "conv1_relu" not in data.names                 # in-place layers change nothing
+    i = data.names.index("conv4_1_3x3")
+    assert (data.stride[0][i], data.stride[1][i]) == (16, 8)
+    assert data.field[1][i] > data.field[0][i]            # the seed convention widens it
+    last = data.names.index("fc10")
+    assert data.stride[0][last] is None and data.stride[1][last] is None
+
+
 def test_layer_source_counts_braces_outside_strings():
     text = ('layer {\n  name: "a{"  # }\n  p { x: 1 }\n}\nlayer {\n  name: "b"\n}\n')
     assert model.layer_source(text, 1) == ['layer {', '  name: "a{"  # }', "  p { x: 1 }", "}"]

@@ -17,6 +17,7 @@ from ..analysis.cost import receptive_fields
 from ..analysis.strides import cumulative_strides
 from ..convert import Loaded, Result
 from ..report import phase_graph
+from .model import is_in_place
 
 BEFORE, AFTER = "#7f7f7f", "#c0392b"
 
@@ -36,7 +37,7 @@ def series(before: Loaded, result: Result) -> Series:
     out = Series([], ([], []), ([], []))
     for l0, l1 in zip(g0.layers, g1.layers):
         tops0, tops1 = g0.tops(l0), g1.tops(l1)
-        if not tops0 or all(t in l0.bottoms for t in l0.tops):
+        if not tops0 or is_in_place(l0):
             continue                      # in-place layers change neither
         out.names.append(l0.name)
         for i, (top, strides, rf) in enumerate(((tops0[0], s0, rf0), (tops1[0], s1, rf1))):
@@ -71,11 +72,13 @@ def _per_layer(ax, data: Series, pair: tuple[list, list], title: str, ticks: lis
 def _macs(ax, stages: list[dict[str, Any]]) -> None:
     names = [s["stage"] for s in stages]
     x = range(len(names))
+    largest = max((v or 0 for s in stages for v in s["macs"]), default=0)
+    unit, scale = ("G", 1e9) if largest >= 1e8 else ("M", 1e6)
     for i, (label, colour, shift) in enumerate((("before", BEFORE, -0.2), ("after", AFTER, 0.2))):
-        values = [(s["macs"][i] or 0) / 1e9 for s in stages]
+        values = [(s["macs"][i] or 0) / scale for s in stages]
         ax.bar([v + shift for v in x], values, width=0.4, color=colour, label=label)
     ax.set_xticks(list(x), names, fontsize=8)
-    ax.set_title("multiply-accumulates per stage (G)", loc="left", fontsize=10)
+    ax.set_title(f"multiply-accumulates per stage ({unit})", loc="left", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, frameon=False)
 

@@ -93,7 +93,8 @@ def _largest(stride) -> Fraction | None:
     return None if stride is None else max(stride)
 
 
-def _is_in_place(layer: LayerSpec) -> bool:
+def is_in_place(layer: LayerSpec) -> bool:
+    """A layer that writes its own input (ReLU, BatchNorm, Scale, ... in place)."""
     return bool(layer.tops) and all(t in layer.bottoms for t in layer.tops)
 
 
@@ -152,7 +153,7 @@ def build(before: Loaded, result: Result, input_shape=None, text: str | None = N
     for l0, l1 in zip(g0.layers, g1.layers):
         bottoms0, bottoms1, tops1 = g0.bottoms(l0), g1.bottoms(l1), g1.tops(l1)
         target = host.get(id(bottoms1[0])) if bottoms1 else None
-        if _is_in_place(l1) and target is not None and not target.is_input \
+        if is_in_place(l1) and target is not None and not target.is_input \
                 and l1.name not in changes:
             target.folded.append(l1.type)
             target.tooltip += ["", *_describe(l1, None, text)]
