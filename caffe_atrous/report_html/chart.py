@@ -16,8 +16,7 @@ from typing import Any
 from ..analysis.cost import receptive_fields
 from ..analysis.strides import cumulative_strides
 from ..convert import Loaded, Result
-from ..report import phase_graph
-from .model import is_in_place
+from .model import graphs, is_in_place
 
 BEFORE, AFTER = "#7f7f7f", "#c0392b"
 
@@ -30,8 +29,7 @@ class Series:
 
 
 def series(before: Loaded, result: Result) -> Series:
-    g0 = phase_graph(before.net, before.path, before.lines)
-    g1 = phase_graph(result.net, before.path, before.lines)
+    g0, g1 = graphs(before, result)
     s0, s1 = cumulative_strides(g0), cumulative_strides(g1)
     rf0, rf1 = receptive_fields(g0, s0), receptive_fields(g1, s1)
     out = Series([], ([], []), ([], []))

@@ -19,7 +19,7 @@ from ..analysis.strides import cumulative_strides, fmt_stride
 from ..convert import Loaded, Result
 from ..errors import AtrousError
 from ..formats.netspec import LayerSpec
-from ..report import change_pair, layer_changes, phase_graph
+from ..report import change_pair, layer_changes
 
 ARROW = " -> "
 
@@ -50,6 +50,11 @@ class Picture:
     boxes: list[Box]
     arrows: list[Arrow]
     anchor: dict[str, str]                # layer name -> id of the box that shows it
+
+
+def graphs(before: Loaded, result: Result):
+    """The deployed (TEST-phase) graphs before and after; both carry the input's line numbers."""
+    return before.graph(), Loaded(result.net, before.path, before.lines, False).graph()
 
 
 def anchor_id(name: str, kind: str = "layer") -> str:
@@ -134,8 +139,7 @@ def _describe(layer: LayerSpec, change: dict | None, text: str | None) -> list[s
 
 def build(before: Loaded, result: Result, input_shape=None, text: str | None = None) -> Picture:
     """The picture of the converted network (TEST phase), with the original's sizes."""
-    g0 = phase_graph(before.net, before.path, before.lines)
-    g1 = phase_graph(result.net, before.path, before.lines)
+    g0, g1 = graphs(before, result)
     strides = cumulative_strides(g1)
     sh0, sh1 = _shapes(g0, input_shape), _shapes(g1, input_shape)
     changes = {c["name"]: c for c in layer_changes(result.plan)}
