@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# Coverage of the package (CLI subprocesses included) is printed before the summary.
 test: $(STAMP)
 	bash scripts/report-deps.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 
 # Convert the bundled example network (its stage 4 is the seed document's example),
 # then prove the exact conversion in OpenCV with random weights.
