@@ -12,13 +12,14 @@ $(STAMP): pyproject.toml constraints.txt
 	rm -f $(VENV)/.installed-*
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-c constraints.txt -e '.[test,verify,dev]'
+		-c constraints.txt -e '.[test,verify,dev,report]'
 	touch $@
 
 install: $(STAMP)
 
 # Coverage of the package (CLI subprocesses included) is printed before the summary.
 test: $(STAMP)
+	bash scripts/report-deps.sh
 	$(BIN)/python -m pytest --cov --cov-report=term
 
 # Convert the bundled example network (its stage 4 is the seed document's example),
@@ -45,3 +46,10 @@ clean:
 # Weights check of a ~230 MB caffemodel against a full protobuf parse (needs ../shared/zoo).
 bench: $(STAMP)
 	$(BIN)/python bench/weights_check.py
+	$(BIN)/python bench/report_html.py
+
+# docs/report-html-seed.png, the README's picture of --report-html (needs Chromium and Graphviz).
+.PHONY: docs-screenshot
+docs-screenshot: $(STAMP)
+	bash scripts/report-deps.sh
+	$(BIN)/python scripts/docs_screenshot.py
