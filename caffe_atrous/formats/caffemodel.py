@@ -2,18 +2,17 @@
 
 A caffemodel is a binary NetParameter. Forks give layer parameters field
 numbers that collide (see proto/caffe.proto), so no one schema can decode a
-whole file. This module walks the protobuf wire format by hand and decodes
-only what weights need, with numbers that are the same in every fork:
+whole file. This module reads it through the wire format (wire.py) and
+decodes only what weights need, with numbers that are the same in every fork:
 
     NetParameter   name 1, layer 100 (V2), layers 2 (V1)
     V2 layer       name 1, type 2, blobs 7
     V1 layer       name 4, type 5 (enum), blobs 6, layer 1 (V0: name 1, type 2, blobs 50)
     BlobProto      num/channels/height/width 1-4, data 5, double_data 8, shape 7 (dim 1)
 
-Every field is found by one bounds-checked walker (`walk`), which also keeps
-where each field lies in the file, so a writer can copy stored bytes without
-parsing them again. The file is memory-mapped and blob data stays in the map,
-so checking a 230 MB model holds no copy of it.
+Each layer and blob keeps where it lies in the file, so a writer can copy it
+without parsing it again (weights_out.py). The file is memory-mapped and blob
+data stays in the map, so checking a 230 MB model holds no copy of it.
 """
 
 from __future__ import annotations
@@ -25,82 +24,9 @@ from typing import NamedTuple
 
 from ..atomic import atomic_file
 from ..errors import AtrousError
+from .wire import Corrupt, Field, encode_field, field_head, packed_varints, signed, uvarint, walk
 
 _ITEMSIZE = {"<f4": 4, "<f8": 8}
-
-
-class Corrupt(Exception):
-    """The bytes are not a well-formed protobuf message."""
-
-
-class Field(NamedTuple):
-    """One field as stored: key at `start`, payload at `data`, ends before `stop`."""
-    number: int
-    wire: int
-    start: int
-    data: int
-    stop: int
-    value: int          # the number itself for a varint field (wire type 0), else 0
-
-
-# ------------------------------------------------------------ wire format --
-
-def _varint(buf, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end:
-            raise Corrupt("a number runs past the end")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise Corrupt("a number is too long")
-
-
-def walk(buf, pos: int, end: int) -> list[Field]:
-    """The fields of the message in buf[pos:end]; Corrupt unless they fill it exactly."""
-    out = []
-    while pos < end:
-        start = pos
-        key, pos = _varint(buf, pos, end)
-        number, wire = key >> 3, key & 7
-        value, data = 0, pos
-        if wire == 0:
-            value, pos = _varint(buf, pos, end)
-        elif wire == 2:
-            length, data = _varint(buf, pos, end)
-            pos = data + length
-            if pos > end:
-                raise Corrupt(f"field {number} needs {length} bytes, {end - data} are left")
-        elif wire in (1, 5):
-            pos += 8 if wire == 1 else 4
-            if pos > end:
-                raise Corrupt(f"a {pos - data}-byte value runs past the end")
-        else:
-            raise Corrupt(f"unknown wire type {wire} at byte {start}")
-        out.append(Field(number, wire, start, data, pos, value))
-    return out
-
-
-def _signed(v: int) -> int:
-    return v - (1 << 64) if v >= 1 << 63 else v
-
-
-def _dims(buf, f: Field) -> list[int]:
-    """The `dim` values of a BlobShape field, packed or one per field."""
-    dims = []
-    for d in walk(buf, f.data, f.stop):
-        if d.number == 1 and d.wire == 0:
-            dims.append(_signed(d.value))
-        elif d.number == 1 and d.wire == 2:
-            pos = d.data
-            while pos < d.stop:
-                v, pos = _varint(buf, pos, d.stop)
-                dims.append(_signed(v))
-    return dims
 
 
 # ---------------------------------------------------------------- reading --
@@ -132,6 +58,17 @@ class Blob:
         return 0 if self.raw is None else len(self.raw) // _ITEMSIZE[self.dtype]
 
 
+def _dims(buf, f: Field) -> list[int]:
+    """The `dim` values of a BlobShape field, packed or one per field."""
+    dims = []
+    for d in walk(buf, f.data, f.stop):
+        if d.number == 1 and d.wire == 0:
+            dims.append(d.value)
+        elif d.number == 1 and d.wire == 2:
+            dims.extend(packed_varints(buf, d.data, d.stop))
+    return [signed(d) for d in dims]
+
+
 def _blob(buf, start: int, stop: int) -> Blob:
     """Caffe's Blob::FromProto: the legacy 4-D shape if any of it is present,
     else `shape`; double_data if present, else data."""
@@ -140,7 +77,7 @@ def _blob(buf, start: int, stop: int) -> Blob:
     parts: dict[str, list[tuple[int, int]]] = {"<f4": [], "<f8": []}
     for f in walk(buf, start, stop):
         if f.number in (1, 2, 3, 4) and f.wire == 0:
-            legacy[f.number - 1] = _signed(f.value)
+            legacy[f.number - 1] = signed(f.value)
         elif f.number == 7 and f.wire == 2:
             shape = tuple(_dims(buf, f))
         elif (f.number, f.wire) in ((5, 2), (5, 5)):       # packed, or one float per field
@@ -218,6 +155,13 @@ def _layer(buf, record: Field, kind: _Kind) -> Layer:
     return layer
 
 
+def _is_text(buf) -> bool:
+    """True when the file starts like a text file (a binary caffemodel starts
+    with field keys, which are rarely all printable)."""
+    head = bytes(buf[:512])
+    return all(32 <= b < 127 or b in b"\t\r\n" for b in head)
+
+
 class Weights:
     """The layers of a caffemodel, memory-mapped. Use as a context manager."""
 
@@ -245,7 +189,11 @@ class Weights:
         try:
             self._read(self.buffer)
         except Corrupt as exc:
+            text = _is_text(self.buffer)
             self.close()
+            if text:
+                raise AtrousError("is a text file, not a binary caffemodel: give the .caffemodel, "
+                                  "not a .prototxt", file=path) from None
             raise AtrousError(f"truncated or corrupt caffemodel ({exc}); download or copy it again",
                               file=path) from None
         except AtrousError:
@@ -293,30 +241,6 @@ class Weights:
 
 
 # ---------------------------------------------------------------- writing --
-
-def uvarint(value: int) -> bytes:
-    """A varint; negative numbers as their 64-bit two's complement, as protobuf does."""
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def field_head(number: int, payload_len: int) -> bytes:
-    """Key and length of a length-delimited field whose payload follows."""
-    return uvarint(number << 3 | 2) + uvarint(payload_len)
-
-
-def encode_field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field: key, length, payload."""
-    return field_head(number, len(payload)) + payload
-
 
 def encode_shape(shape) -> bytes:
     """A BlobProto `shape` field (7) holding a BlobShape with packed dims."""

@@ -20,7 +20,8 @@ from collections.abc import Mapping, Sequence
 
 from ..atomic import atomic_file
 from ..errors import AtrousError
-from .caffemodel import Blob, Field, Layer, Weights, encode_field, encode_shape, field_head, walk
+from .caffemodel import Blob, Layer, Weights, encode_shape
+from .wire import encode_field, field_head, walk
 
 # The output is a list of pieces: bytes, or (start, stop) for file[start:stop] of the input.
 
@@ -39,17 +40,18 @@ Reshape = Mapping[str, Sequence[tuple[int, ...] | None]]
 def write_converted(net, weights: Weights, out_path: str, reshape: Reshape | None = None) -> int:
     """Write a caffemodel for the converted network `net` with the blobs of `weights`.
 
-    Every layer of `net` that has blobs stored gets a V2 record, in `net`'s
+    Every layer of `net` with a stored record gets a V2 record, in `net`'s
     order: a stored V2 record with its definition fields taken from `net`, a
-    stored V1 record as name, type, `net`'s definition and the blobs. Blob
-    shapes change only where `reshape` says. Returns the number of layers written."""
+    stored V1 record as `net`'s definition and the blobs. Stored records of
+    layers `net` lacks are left out. Blob shapes change only where `reshape`
+    says. Returns the number of records written."""
     stored = weights.by_name()
     reshape = reshape or {}
     pieces: list = [encode_field(1, net.name.encode("utf-8"))] if net.name else []
     count = 0
     for layer in net.layer:
         source = stored.get(layer.name)
-        if source is None or not source.blobs:
+        if source is None:
             continue
         blobs = _blob_bodies(source, reshape.get(layer.name), weights.buffer)
         if source.legacy:
