@@ -198,6 +198,18 @@ def test_a_shape_that_does_not_fit_is_an_error_and_writes_nothing(tmp_path, resh
     assert os.listdir(tmp_path) == ["fc.caffemodel"]
 
 
+def test_a_name_in_two_phases_is_written_once(tmp_path):
+    train = ('layer { name: "data" type: "Input" top: "data" include { phase: TRAIN } '
+             'input_param { shape { dim: 1 dim: 3 dim: 9 dim: 9 } } }\n')
+    test = train.replace("TRAIN", "TEST").replace("dim: 9", "dim: 5")
+    caffe_saved(train + conv("c1", "data"), tmp_path / "m.caffemodel")      # Caffe saves TRAIN
+    converted = text_format.Merge(train + test + conv("c1", "data"), caffe_pb2.NetParameter())
+    with caffemodel.Weights(str(tmp_path / "m.caffemodel")) as w:
+        assert write_converted(converted, w, str(tmp_path / "out.caffemodel")) == 2
+    with caffemodel.Weights(str(tmp_path / "out.caffemodel")) as w:
+        assert [l.name for l in w.layers] == ["data", "c1"]
+
+
 @pytest.mark.parametrize("how", ["refused", "missing"])
 def test_without_kernel_copies_the_output_is_the_same(tmp_path, monkeypatch, how):
     (tmp_path / "n.prototxt").write_text(NET)

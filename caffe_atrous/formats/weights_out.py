@@ -41,18 +41,19 @@ def write_converted(net, weights: Weights, out_path: str, reshape: Reshape | Non
     """Write a caffemodel for the converted network `net` with the blobs of `weights`.
 
     Every layer of `net` with a stored record gets a V2 record, in `net`'s
-    order: a stored V2 record with its definition fields taken from `net`, a
-    stored V1 record as `net`'s definition and the blobs. Stored records of
-    layers `net` lacks are left out. Blob shapes change only where `reshape`
+    order (once per name): a stored V2 record with its definition fields taken
+    from `net`, a stored V1 record as `net`'s definition and the blobs. Stored
+    records of layers `net` lacks are left out. Blob shapes change only where `reshape`
     says. Returns the number of records written."""
     stored = weights.by_name()
     reshape = reshape or {}
     pieces: list = [encode_field(1, net.name.encode("utf-8"))] if net.name else []
-    count = 0
+    written: set[str] = set()
     for layer in net.layer:
         source = stored.get(layer.name)
-        if source is None:
+        if source is None or layer.name in written:   # e.g. a TRAIN and a TEST data layer
             continue
+        written.add(layer.name)
         blobs = _blob_bodies(source, reshape.get(layer.name), weights.buffer)
         if source.legacy:
             body = _from_v1(layer, blobs)
@@ -63,10 +64,9 @@ def write_converted(net, weights: Weights, out_path: str, reshape: Reshape | Non
         else:
             pieces.append(field_head(_V2_LAYER, sum(_size(p) for p in body)))
             pieces.extend(body)
-        count += 1
     with atomic_file(out_path) as fh:
         _emit(fh, weights, _coalesce(pieces))
-    return count
+    return len(written)
 
 
 def _size(piece) -> int:
