@@ -12,13 +12,15 @@ from google.protobuf import text_format
 from caffe_atrous.cli import main
 from caffe_atrous.convert import load_text
 from caffe_atrous.errors import AtrousError
-from caffe_atrous.formats import caffe_pb2, caffemodel
+from caffe_atrous.formats import caffemodel
+from caffe_atrous.formats.schema import builtin
 from caffe_atrous.formats.weights_out import write_converted
 from caffe_atrous.formats.wire import encode_field
 from caffe_atrous.weights import expected_params
 
 from conftest import ROOT, conv, layer, net, pool
 
+caffe_pb2 = builtin()
 FORK_FIELD = encode_field(7777, b"fork")        # a field no schema here knows
 V1_NET = ROOT / "tests" / "golden" / "v1_tiny_vgg" / "input.prototxt"
 # Stride 2 -> 1 in p1 and c3; c2 dilated by 2, c3 and c4 by 4 (output stride 8 -> 2).

@@ -25,10 +25,12 @@ from .wire import encode_field, field_head, walk
 
 # The output is a list of pieces: bytes, or (start, stop) for file[start:stop] of the input.
 
-# LayerParameter fields a conversion may change, with numbers that are the same
-# in every fork: the type string, and the parameters of the kinds it rewrites.
-_DEFINITION = {2: "type", 106: "convolution_param", 117: "inner_product_param",
-               121: "pooling_param", 130: "python_param", 203: "prior_box_param"}
+# LayerParameter fields a conversion may change: the type string, and the
+# parameters of the kinds it rewrites. Their numbers come from the net's own
+# schema (a fork's, with --proto); in the built-in one they are the numbers
+# every fork uses (2; 106, 117, 121, 130; SSD's 203).
+_DEFINITION = ("type", "convolution_param", "inner_product_param", "pooling_param",
+               "python_param", "prior_box_param")
 _V2_LAYER, _V2_BLOBS = 100, 7
 
 # Blob shapes to write in place of the stored ones, per layer name, one entry
@@ -73,12 +75,21 @@ def _size(piece) -> int:
     return piece[1] - piece[0] if isinstance(piece, tuple) else len(piece)
 
 
+def _definition_numbers(layer) -> set[int]:
+    fields = layer.DESCRIPTOR.fields_by_name
+    return {fields[name].number for name in _DEFINITION if name in fields}
+
+
 def _definition(layer) -> dict[int, bytes]:
     """The definition fields of the converted layer, encoded, by number."""
-    out = {2: encode_field(2, layer.type.encode("utf-8"))}
-    for number, name in _DEFINITION.items():
-        if number != 2 and layer.HasField(name):
-            out[number] = encode_field(number, getattr(layer, name).SerializeToString())
+    out = {}
+    for name in _DEFINITION:
+        fd = layer.DESCRIPTOR.fields_by_name.get(name)
+        if fd is None or not layer.HasField(name):
+            continue
+        value = getattr(layer, name)
+        payload = value.encode("utf-8") if name == "type" else value.SerializeToString()
+        out[fd.number] = encode_field(fd.number, payload)
     return out
 
 
@@ -87,14 +98,14 @@ def _from_v2(layer, source: Layer, blobs: list[list], buf) -> list:
     `layer`: a stored definition field is replaced (kept as a span when its
     bytes are the same) or dropped; a new one goes before the first stored
     field with a larger number. Blob fields get the bodies `blobs`."""
-    pending = _definition(layer)
+    pending, replaced = _definition(layer), _definition_numbers(layer)
     stored = {f.number for f in source.fields}
     blob_bodies = iter(blobs)
     body: list = []
     for f in source.fields:
         for number in sorted(n for n in pending if n < f.number and n not in stored):
             body.append(pending.pop(number))
-        if f.number in _DEFINITION:
+        if f.number in replaced:
             new = pending.pop(f.number, None)
             if new is not None:
                 body.append((f.start, f.stop) if buf[f.start:f.stop] == new else new)
