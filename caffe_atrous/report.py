@@ -46,7 +46,7 @@ def build(before: Loaded, result: Result, input_shape=None) -> dict[str, Any]:
         key = f"stride {st.fmt_stride(max(stride))}" if stride is not None and spatial_after \
             else "head"
         stage = stages.setdefault(key, {
-            "stage": key, "layers": 0, "output_stride": [None, None],
+            "stage": key, "first_layer": l0.name, "layers": 0, "output_stride": [None, None],
             "receptive_field": [None, None], "size": [None, None],
             "macs": [0, 0], "activation_bytes": [0, 0]})
         stage["layers"] += 1
@@ -99,22 +99,27 @@ def layer_changes(plan) -> list[dict[str, Any]]:
         "why": c.reasons} for c in plan.ordered()]
 
 
+def change_pair(l: dict[str, Any]) -> tuple[str, str]:
+    """What a changed layer (an entry of layer_changes) was and became, as text."""
+    if l["param_str"]:
+        return tuple(l["param_str"])
+    if l["spatial_scale"]:
+        return tuple(f"scale {v:g}" for v in l["spatial_scale"])
+    return l["before"] or "", l["after"] or ""
+
+
 def format_changes(layers: list[dict[str, Any]]) -> str:
     """The changed layers as a table (what -v and --report print)."""
     rows = [("layer", "type", "before", "after", "why")]
     for l in layers:
-        before, after = l["before"] or "", l["after"] or ""
-        if l["spatial_scale"]:
-            before, after = (f"scale {v:g}" for v in l["spatial_scale"])
-        if l["param_str"]:
-            before, after = l["param_str"]
+        before, after = change_pair(l)
         rows.append((l["name"], l["type"], before, after, "; ".join(l["why"])))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join(("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4]).rstrip()
                      for r in rows)
 
 
-def _cost(pair, unit: str) -> str:
+def format_cost(pair, unit: str) -> str:
     """'0.73G -> 11.71G x16.00' for a (before, after) pair."""
     show = (lambda v: f"{v / 1e9:.2f}G") if unit == "G" else (lambda v: f"{v / 2**20:.1f}MB")
     a, b = ("?" if v is None else show(v) for v in pair)
@@ -137,9 +142,10 @@ def format_table(report: dict[str, Any]) -> str:
             return a if a == b else f"{a} -> {b}"
         rows.append((s["stage"], str(s["layers"]), pair(s["output_stride"]),
                      pair(s["receptive_field"]), pair(s["size"]),
-                     _cost(s["macs"], "G"), _cost(s["activation_bytes"], "MB")))
+                     format_cost(s["macs"], "G"), format_cost(s["activation_bytes"], "MB")))
     t = report["totals"]
-    rows.append(("total", "", "", "", "", _cost(t["macs"], "G"), _cost(t["activation_bytes"], "MB")))
+    rows.append(("total", "", "", "", "", format_cost(t["macs"], "G"),
+                 format_cost(t["activation_bytes"], "MB")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     if report["layers"]:
