@@ -369,27 +369,32 @@ _CHANGED = {106: "convolution_param", 121: "pooling_param", 130: "python_param",
             203: "prior_box_param"}
 
 
-def write_converted(net, weights: Weights, out_path: str) -> int:
+def write_converted(net, weights: Weights, out_path: str,
+                    replace: dict[str, list[np.ndarray]] | None = None) -> int:
     """Write a caffemodel for the converted network `net` with the blobs of `weights`.
 
     A V2 record is copied field by field as stored, so fork parameters pass
     through byte for byte, except the parameters the conversion changes, which
     come from `net`. A V1 record becomes a V2 record: name, type, blobs, and the
-    layer's definition from `net`. Returns the number of layers written."""
+    layer's definition from `net`. A layer in `replace` (a classifier made a
+    convolution) is written like a V1 record, with those arrays as its blobs.
+    Returns the number of layers written."""
     stored = weights.by_name()
+    replace = replace or {}
     count = 0
     with Writer(out_path, net.name) as w:
         for layer in net.layer:
             source = stored.get(layer.name)
             if source is None or not source.raw_blobs:
                 continue
-            if source.legacy:
+            if layer.name in replace or source.legacy:
+                blobs = ([encode_blob(a) for a in replace[layer.name]] if layer.name in replace
+                         else source.raw_blobs)
                 definition = type(layer)()
                 definition.CopyFrom(layer)
                 for name in ("blobs", "name", "type"):
                     definition.ClearField(name)
-                w.add(layer.name, layer.type, source.raw_blobs,
-                      header=definition.SerializeToString())
+                w.add(layer.name, layer.type, blobs, header=definition.SerializeToString())
             else:
                 pieces = []
                 for number, _, raw in source.fields():
