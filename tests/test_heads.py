@@ -1,0 +1,206 @@
+"""Whole classifiers at any output stride: --fc-to-conv (heads as dilated
+convolutions, with their weights), --decimate (DeepLab-LargeFOV), and the
+re-padding of Inception-style reductions whose branches no longer meet."""
+
+import re
+
+import numpy as np
+import pytest
+
+from caffe_atrous.cli import main
+from caffe_atrous.convert import load_text
+from caffe_atrous.errors import AtrousError
+from caffe_atrous.formats import caffemodel
+from caffe_atrous.window import Window
+
+from conftest import ROOT, conv, convert, in_ci, layer, layers_by_name, net, pool, windows, zoo_text
+
+VGG_TEXT = (ROOT / "tests" / "golden" / "vgg16_fc_os8" / "input.prototxt").read_text()
+VGG_V1 = "vgg16-ilsvrc/VGG_ILSVRC_16_layers_deploy.prototxt"
+VGG_V2 = "vgg16-ilsvrc-v2/VGG_ILSVRC_16_layers_deploy.prototxt"
+INCEPTION = "inception-v3-soeaver/deploy_inception-v3.prototxt"
+
+
+def cli(capsys, *args):
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+# -- geometry --------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", [VGG_V1, VGG_V2])
+def test_vgg16_at_8_is_deeplab_v1(path):
+    w = windows(convert(zoo_text(path), output_stride=8, fc_to_conv=True).text)
+    assert w["fc6"] == Window(kernel=(7, 7), pad=(12, 12), dilation=(4, 4))
+    assert w["fc7"] == w["fc8"] == Window(kernel=(1, 1))
+
+
+@pytest.mark.parametrize("path", [VGG_V1, VGG_V2])
+def test_vgg16_at_8_decimated_is_deeplab_largefov(path):
+    r = convert(zoo_text(path), output_stride=8, fc_to_conv=True, decimate=(3, 4))
+    ours, theirs = layers_by_name(r.text), layers_by_name(zoo_text("deeplabv1-largefov/test.prototxt"))
+    for name in ("fc6", "fc7"):
+        assert ours[name].type == theirs[name].type == "Convolution"
+        assert ours[name].conv.window == theirs[name].conv.window
+        assert ours[name].conv.num_output == theirs[name].conv.num_output == 1024
+    assert ours["fc6"].conv.window == Window(kernel=(3, 3), pad=(12, 12), dilation=(12, 12))
+    assert ours["fc8"].conv.num_output == 1000           # the classes stay; its inputs are decimated
+    assert {w.layer for w in r.plan.inexact} >= {"fc6"}
+
+
+def test_exact_heads_are_fcns_net_surgery():
+    r = convert(VGG_TEXT, output_stride=32, mode="exact", fc_to_conv=True)
+    w = windows(r.text)
+    assert w["fc6"] == Window(kernel=(7, 7)) and w["fc7"] == Window(kernel=(1, 1))
+    assert not r.plan.inexact and not r.warnings
+    types = {l.name: l.type for l in r.net.layer}
+    assert [types[n] for n in ("fc6", "relu6", "fc7", "fc8", "prob")] == \
+        ["Convolution", "ReLU", "Convolution", "Convolution", "Softmax"]
+    heads = r.plan.heads()
+    assert list(heads) == ["fc6", "fc7", "fc8"]
+    assert heads["fc6"].stored_shapes() == [(4096, 25088), (4096,)]
+
+
+def test_exact_heads_at_16_dilate_without_pad():
+    r = convert(VGG_TEXT, output_stride=16, mode="exact", fc_to_conv=True)
+    assert windows(r.text)["fc6"] == Window(kernel=(7, 7), dilation=(2, 2))
+    assert "fc6" not in {w.layer for w in r.plan.inexact}
+
+
+def test_same_pad_of_an_even_kernel_is_named():
+    """AlexNet's fc6 covers 6x6: at its own stride there is no centre."""
+    r = convert(zoo_text("bvlc-alexnet/deploy.prototxt"), output_stride=32, fc_to_conv=True)
+    assert windows(r.text)["fc6"] == Window(kernel=(6, 6), pad=(2, 2))
+    assert any(w.layer == "fc6" and "no centre" in w.message for w in r.warnings)
+    assert windows(convert(zoo_text("bvlc-alexnet/deploy.prototxt"), output_stride=16,
+                           fc_to_conv=True).text)["fc6"] == Window((6, 6), pad=(5, 5), dilation=(2, 2))
+
+
+def test_head_keeps_name_outputs_bias_and_fillers():
+    text = net(conv("c", "data", s=2), pool("p", "c"),
+               layer("fc", "InnerProduct", "p", body="inner_product_param { num_output: 5 "
+                     "bias_term: false weight_filler { type: 'xavier' } }"), size=33)
+    r = convert(text, output_stride=2, fc_to_conv=True)
+    fc = r.net.layer[-1]
+    assert (fc.name, fc.type, fc.HasField("inner_product_param")) == ("fc", "Convolution", False)
+    p = fc.convolution_param
+    assert (p.num_output, p.bias_term, p.weight_filler.type) == (5, False, "xavier")
+    assert list(p.kernel_size) == [9] and list(p.dilation) == [2] and list(p.pad) == [8]
+
+
+def test_googlenet_train_val_auxiliary_heads_convert():
+    r = convert(zoo_text("bvlc-googlenet/train_val.prototxt"), output_stride=8, fc_to_conv=True)
+    heads = r.plan.heads()
+    assert set(heads) == {"loss1/fc", "loss1/classifier", "loss2/fc", "loss2/classifier"}
+    assert heads["loss1/fc"].kernel0 == (4, 4) and heads["loss1/classifier"].window.kernel == (1, 1)
+    # the main classifier follows a global pooling: it stays an InnerProduct
+    assert layers_by_name(r.text)["loss3/classifier"].type == "InnerProduct"
+    losses = {w.layer for w in r.warnings if "labels must be a map" in w.message}
+    assert {"loss1/loss", "loss2/loss"} <= losses
+
+
+# -- errors and notes ------------------------------------------------------------
+
+def test_nothing_to_convert_is_a_note(tmp_path, capsys):
+    code, err = cli(capsys, ROOT / "examples" / "seed_resnet.prototxt", "-o", tmp_path / "o",
+                    "--fc-to-conv")
+    assert code == 0
+    assert "caffe_atrous: note: --fc-to-conv: no InnerProduct here reads a spatial map" in err
+
+
+@pytest.mark.parametrize("decimate,pattern", [
+    ("4,4", r"layer 'fc6': --decimate 4,4: kernel 7 cannot keep every 4-th tap"),
+    ("3,3", r"layer 'fc6': --decimate 3,3: num_output 4096 does not divide by 3"),
+])
+def test_decimation_that_does_not_divide(tmp_path, capsys, decimate, pattern):
+    src = ROOT / "tests" / "golden" / "vgg16_fc_os8" / "input.prototxt"
+    out = tmp_path / "o"
+    code, err = cli(capsys, src, "-o", out, "--fc-to-conv", "--decimate", decimate)
+    assert code == 1 and re.search(pattern, err) and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_decimate_needs_fc_to_conv(tmp_path, capsys):
+    code, err = cli(capsys, ROOT / "examples" / "seed_resnet.prototxt", "-o", tmp_path / "o",
+                    "--decimate", "3,4")
+    assert code == 2 and "add --fc-to-conv" in err
+
+
+def _ip_net(body):
+    return net(conv("c", "data", s=2, n=4), layer("fc", "InnerProduct", "c",
+                                                  body=f"inner_product_param {{ {body} }}"), size=9)
+
+
+def test_transposed_head_without_weights_is_refused():
+    with pytest.raises(AtrousError, match=r"layer 'fc': transpose: true: .*--weights-out"):
+        convert(_ip_net("num_output: 3 transpose: true"), output_stride=1, fc_to_conv=True)
+
+
+def test_axis_other_than_1_is_refused():
+    with pytest.raises(AtrousError, match=r"layer 'fc': inner_product_param.axis is 2: only"):
+        convert(_ip_net("num_output: 3 axis: 2"), output_stride=1, fc_to_conv=True)
+
+
+# -- weights ---------------------------------------------------------------------
+
+def _convert_weights(tmp_path, capsys, text, *flags):
+    src, w, out, wout = (tmp_path / n for n in ("a.prototxt", "a.caffemodel", "b.prototxt",
+                                                "b.caffemodel"))
+    src.write_text(text)
+    assert main(["init-weights", str(src), "-o", str(w)]) == 0
+    code, err = cli(capsys, src, "-o", out, "--weights", w, "--weights-out", wout, *flags)
+    assert code == 0, err
+    return w, wout, err
+
+
+def test_weights_follow_a_decimated_head(tmp_path, capsys):
+    text = net(conv("c", "data", s=2, n=4), conv("c2", "c", s=2, n=4),
+               layer("fc6", "InnerProduct", "c2", body="inner_product_param { num_output: 8 }"),
+               layer("relu", "ReLU", "fc6", "fc6"),
+               layer("fc7", "InnerProduct", "fc6", body="inner_product_param { num_output: 6 }"),
+               layer("fc8", "InnerProduct", "fc7", body="inner_product_param { num_output: 3 }"),
+               size=17)
+    w, wout, err = _convert_weights(tmp_path, capsys, text, "--output-stride", "2",
+                                    "--fc-to-conv", "--decimate", "2,2")
+    assert "weights: 5 layers match" in err
+    with caffemodel.Weights(str(w)) as a, caffemodel.Weights(str(wout)) as b:
+        old = {l.name: [x.array() for x in l.blobs] for l in a.layers}
+        new = {l.name: [x.array() for x in l.blobs] for l in b.layers}
+        assert [l.type for l in b.layers] == ["Convolution"] * 5
+    assert np.array_equal(new["c"][0], old["c"][0])
+    fc6 = old["fc6"][0].reshape(8, 4, 5, 5)                       # a 5x5 map of 4 channels
+    assert np.array_equal(new["fc6"][0], fc6[::2, :, ::2, ::2])   # 3x3 taps, 4 of 8 outputs
+    assert np.array_equal(new["fc6"][1], old["fc6"][1][::2])
+    assert np.array_equal(new["fc7"][0], old["fc7"][0].reshape(6, 8, 1, 1)[::2, ::2])
+    assert np.array_equal(new["fc8"][0], old["fc8"][0].reshape(3, 6, 1, 1)[:, ::2])
+    assert np.array_equal(new["fc8"][1], old["fc8"][1])
+
+
+def test_weights_of_a_head_are_the_same_bytes(tmp_path, capsys):
+    w, wout, _ = _convert_weights(tmp_path, capsys, _ip_net("num_output: 3"),
+                                  "--output-stride", "1", "--fc-to-conv", "--exact")
+    with caffemodel.Weights(str(w)) as a, caffemodel.Weights(str(wout)) as b:
+        old, new = a.by_name()["fc"].blobs, b.by_name()["fc"].blobs
+        assert (old[0].shape, new[0].shape) == ((3, 100), (3, 4, 5, 5))
+        assert bytes(old[0].raw) == bytes(new[0].raw) and bytes(old[1].raw) == bytes(new[1].raw)
+
+
+def test_weights_of_a_transposed_head_are_transposed(tmp_path, capsys):
+    w, wout, _ = _convert_weights(tmp_path, capsys, _ip_net("num_output: 3 transpose: true"),
+                                  "--output-stride", "1", "--fc-to-conv", "--exact")
+    with caffemodel.Weights(str(w)) as a, caffemodel.Weights(str(wout)) as b:
+        old, new = a.by_name()["fc"].blobs[0].array(), b.by_name()["fc"].blobs[0].array()
+    assert old.shape == (100, 3) and np.array_equal(new, old.T.reshape(3, 4, 5, 5))
+
+
+def test_weights_check_expects_the_stored_classifier(tmp_path, capsys):
+    """The caffemodel of another head size is refused by shape, naming the layer."""
+    src, w = tmp_path / "a.prototxt", tmp_path / "a.caffemodel"
+    src.write_text(_ip_net("num_output: 3"))
+    assert main(["init-weights", str(src), "-o", str(w)]) == 0
+    other = tmp_path / "b.prototxt"
+    other.write_text(_ip_net("num_output: 3").replace("dim: 9", "dim: 11"))
+    code, err = cli(capsys, other, "-o", tmp_path / "o", "--fc-to-conv", "--weights", w,
+                    "--output-stride", "1")
+    assert code == 1 and "layer 'fc': blob shape 3x100 stored, 3x144 expected" in err
