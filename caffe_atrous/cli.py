@@ -170,6 +170,9 @@ def build_verify_parser() -> argparse.ArgumentParser:
     p.add_argument("orig", metavar="ORIG.prototxt")
     p.add_argument("new", metavar="NEW.prototxt")
     p.add_argument("weights", metavar="WEIGHTS.caffemodel")
+    p.add_argument("--new-weights", metavar="NEW.caffemodel",
+                   help="the converted network's caffemodel, when it differs (--fc-to-conv with "
+                        "--weights-out); default: WEIGHTS for both")
     p.add_argument("--blob", metavar="NAME", help="blob to compare (default: the last blob both "
                    "networks keep a spatial layout for)")
     p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
@@ -192,7 +195,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     from .verify import verify
-    report = verify(args.orig, args.new, args.weights, blob=args.blob,
+    report = verify(args.orig, args.new, args.weights, blob=args.blob, new_weights=args.new_weights,
                     input_shape=args.input_shape, engine=args.engine, seed=args.seed,
                     tolerance=args.tolerance)
     print("\n".join(report.lines()))

@@ -155,7 +155,7 @@ def _choose_blob(orig: Graph, factors: dict, blob: str | None) -> str:
     return blob
 
 
-def _run_both(runner, nets: list[Loaded], weights_path: str, inputs: dict, blob: str,
+def _run_both(runner, nets: list[Loaded], weights: list[str], inputs: dict, blob: str,
               writer: str) -> list[np.ndarray]:
     with tempfile.TemporaryDirectory(prefix="caffe_atrous_verify_") as tmp:
         outs = []
@@ -163,7 +163,7 @@ def _run_both(runner, nets: list[Loaded], weights_path: str, inputs: dict, blob:
             path = os.path.join(tmp, f"net{i}.prototxt")
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(prototxt.to_text(loaded.net))
-            out = runner.run(path, weights_path, inputs, {blob: writer})[blob]
+            out = runner.run(path, weights[i], inputs, {blob: writer})[blob]
             if out.ndim == 2:                  # a classifier's (N, K): one position
                 out = out[:, :, None, None]
             if out.ndim != 4:
@@ -174,10 +174,14 @@ def _run_both(runner, nets: list[Loaded], weights_path: str, inputs: dict, blob:
 
 def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = None,
            input_shape: tuple[int, ...] | None = None, engine: str = "auto", seed: int = 0,
-           tolerance: float = 1e-4) -> Report:
-    """Compare the converted network with the original in an engine; see Report."""
-    if not os.path.isfile(weights_path):
-        raise UsageError("no such file", file=weights_path)
+           tolerance: float = 1e-4, new_weights: str | None = None) -> Report:
+    """Compare the converted network with the original in an engine; see Report.
+    `new_weights`: the converted network's caffemodel (--weights-out), when its
+    classifier became a convolution; by default both use `weights_path`."""
+    new_weights = new_weights or weights_path
+    for path in (weights_path, new_weights):
+        if not os.path.isfile(path):
+            raise UsageError("no such file", file=path)
     orig_l = load_text(read_text(orig_path), orig_path)
     new_l = load_text(read_text(new_path), new_path)
     orig_names, new_names = netspec.layer_names(orig_l.net), netspec.layer_names(new_l.net)
@@ -208,7 +212,8 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
 
     x = np.random.default_rng(seed).standard_normal(input_shape).astype(np.float32)
     runner = runners.get(engine)
-    out0, out1 = _run_both(runner, [orig_l, new_l], weights_path, {image.name: x}, blob, writer)
+    out0, out1 = _run_both(runner, [orig_l, new_l], [weights_path, new_weights], {image.name: x},
+                           blob, writer)
 
     sampled = out1[:, :, ::m[0], ::m[1]]
     rows, cols = min(out0.shape[2], sampled.shape[2]), min(out0.shape[3], sampled.shape[3])

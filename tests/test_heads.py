@@ -204,3 +204,139 @@ def test_weights_check_expects_the_stored_classifier(tmp_path, capsys):
     code, err = cli(capsys, other, "-o", tmp_path / "o", "--fc-to-conv", "--weights", w,
                     "--output-stride", "1")
     assert code == 1 and "layer 'fc': blob shape 3x100 stored, 3x144 expected" in err
+
+
+# -- in an engine ----------------------------------------------------------------
+
+def _opencv():
+    if in_ci():
+        import cv2                       # installed by `make test`: missing in CI is a fault
+        return cv2
+    return pytest.importorskip("cv2", reason="OpenCV is installed by `make test`")
+
+
+# A subset, to keep the suite fast: every file with a classifier head, both
+# GoogLeNets' deploy, Inception-v3 (re-padded), and the small ones. The ResNets
+# convert as before this change (test_verify runs ResNet-50/101 and ResNeXt).
+SWEEP = [(VGG_V1, "1,3,64,64", (16, 8)), ("bvlc-alexnet/deploy.prototxt", "1,3,99,99", (16, 8)),
+         ("bvlc-googlenet/deploy.prototxt", "1,3,224,224", (8,)), (INCEPTION, None, (8,)),
+         ("mobilenet-v1-shicai/mobilenet_deploy.prototxt", "1,3,97,97", (8,)),
+         ("squeezenet-v1.1/deploy.prototxt", "1,3,67,67", (8,))]
+
+
+@pytest.mark.parametrize("path,shape,strides", SWEEP)
+def test_converted_classifier_runs_in_opencv_with_its_converted_weights(tmp_path, capsys, path,
+                                                                       shape, strides):
+    from caffe_atrous.runners import OpenCVRunner
+    _opencv()
+    src, w = tmp_path / "a.prototxt", tmp_path / "a.caffemodel"
+    src.write_text(zoo_text(path))
+    extra = ["--input-shape", shape] if shape else []
+    assert main(["init-weights", str(src), "-o", str(w)] + extra) == 0
+    for os_ in strides:
+        out, wout = tmp_path / f"os{os_}.prototxt", tmp_path / f"os{os_}.caffemodel"
+        code, err = cli(capsys, src, "-o", out, "--output-stride", os_, "--fc-to-conv",
+                        "--weights", w, "--weights-out", wout, *extra)
+        assert code == 0, err
+        g = load_text(out.read_text(), "out").graph()
+        image, last = g.inputs[0], g.layers[-1]
+        size = tuple(int(x) for x in shape.split(",")) if shape else image.shape
+        x = np.random.default_rng(0).standard_normal(size).astype("f4")
+        y = OpenCVRunner().run(str(out), str(wout), {image.name: x}, {last.tops[0]: last.name})
+        y = y[last.tops[0]]
+        assert y.shape[:2] == (1, 1000) and np.isfinite(y).all()
+
+
+def test_vgg16_fcn_surgery_computes_the_classifier(tmp_path, capsys):
+    """FCN's net surgery (--exact at the network's own stride): fc8 at 1x1 equals fc8."""
+    from caffe_atrous.verify import verify
+    _opencv()
+    w, wout, err = _convert_weights(tmp_path, capsys, VGG_TEXT, "--fc-to-conv", "--exact",
+                                    "--output-stride", "32")
+    capsys.readouterr()
+    code = main([str(a) for a in ("verify", tmp_path / "a.prototxt", tmp_path / "b.prototxt", w,
+                                  "--new-weights", wout, "--engine", "opencv", "--input-shape",
+                                  "1,3,224,224", "--blob", "fc8")])
+    out = capsys.readouterr().out
+    assert code == 0 and "verify: PASS" in out and "tolerance 0.0001" in out
+    assert "compared blob 'fc8': original 1x1000x1x1, converted 1x1000x1x1 sampled every 1; " \
+        "region 1x1" in out
+
+
+def test_a_dense_head_is_compared_at_its_first_position(tmp_path, capsys):
+    """At output stride 2 (exact) the head's output is a map; position 0 is the classifier."""
+    from caffe_atrous.verify import verify
+    _opencv()
+    text = net(conv("c", "data", s=2, n=4), layer("r", "ReLU", "c", "c"),
+               conv("c2", "c", s=2, n=4),
+               layer("fc6", "InnerProduct", "c2", body="inner_product_param { num_output: 8 }"),
+               layer("relu", "ReLU", "fc6", "fc6"),
+               layer("fc7", "InnerProduct", "fc6", body="inner_product_param { num_output: 3 }"),
+               size=17)
+    w, wout, _ = _convert_weights(tmp_path, capsys, text, "--fc-to-conv", "--exact",
+                                  "--output-stride", "2")
+    report = verify(str(tmp_path / "a.prototxt"), str(tmp_path / "b.prototxt"), str(w),
+                    engine="opencv", input_shape=(1, 3, 17, 17), new_weights=str(wout))
+    assert report.blob == "fc7" and report.factor == (2, 2)
+    assert (report.orig_shape, report.new_shape) == ((1, 3, 1, 1), (1, 3, 1, 1))
+    assert report.ok, report.lines()
+
+
+# -- reductions whose branches no longer meet ------------------------------------
+
+def _reduction(name, bottom, n=8):
+    """BN-Inception's reduction: a padded stride-2 convolution beside a 3x3/2 pooling."""
+    return (conv(f"{name}_1x1", bottom, k=1, n=n) + conv(f"{name}_3x3", f"{name}_1x1", s=2, n=n)
+            + pool(f"{name}_pool", bottom, k=3, s=2)
+            + layer(f"{name}_concat", "Concat", [f"{name}_3x3", f"{name}_pool"]))
+
+
+def _block(name, bottom, n=8):
+    return (conv(f"{name}_1x1", bottom, k=1, n=n) + conv(f"{name}_3x3", bottom, n=n)
+            + pool(f"{name}_pool", bottom, k=3, s=1, p=1, method="AVE")
+            + layer(f"{name}_concat", "Concat", [f"{name}_1x1", f"{name}_3x3", f"{name}_pool"]))
+
+
+BN_INCEPTION = net(conv("conv1", "data", k=7, s=2), pool("pool1", "conv1", k=3, s=2),
+                   conv("conv2", "pool1"), pool("pool2", "conv2", k=3, s=2),
+                   _block("i3a", "pool2"), _reduction("i3c", "i3a_concat"),
+                   _block("i4a", "i3c_concat"), _reduction("i4e", "i4a_concat"),
+                   _block("i5a", "i4e_concat"), size=224)
+
+
+@pytest.mark.parametrize("os_,repadded", [
+    (16, {"i4e_concat": ["i4e_pool"]}),
+    (8, {"i3c_concat": ["i3c_pool"], "i4e_concat": ["i4e_pool"]}),
+])
+def test_bn_inception_reductions_are_re_padded(os_, repadded):
+    r = convert(BN_INCEPTION, output_stride=os_)
+    assert r.plan.stride_after == os_
+    found = {w.layer: re.findall(r"'(\w+)'", w.message.split(":")[1].split("re-padded")[0])
+             for w in r.warnings if "re-padded to 'same'" in w.message}
+    assert found == repadded
+    w = windows(r.text)
+    for pools in repadded.values():
+        assert w[pools[0]] == Window(kernel=(3, 3), pad=(1, 1))
+    inexact = {x.layer: x.message for x in r.plan.inexact}
+    assert all("re-padded" in inexact[p[0]] for p in repadded.values())
+
+
+def test_exact_still_refuses_reductions_that_no_longer_meet():
+    with pytest.raises(AtrousError, match=r"layer 'i4e_concat': its inputs do not agree outside "
+                                          r"axis 1: 1x8x14x14, 1x48x12x12$"):
+        convert(BN_INCEPTION, output_stride=16, mode="exact", truncate_after="i4e_concat")
+
+
+def test_inception_v3_at_8_names_its_re_padded_reduction():
+    r = convert(zoo_text(INCEPTION), output_stride=8)
+    found = [w for w in r.warnings if "re-padded" in w.message]
+    assert [w.layer for w in found] == ["reduction_b_concat"]
+    assert "'reduction_b_3x3', 'reduction_b_3x3_2' and 'reduction_b_pool' re-padded to 'same'" \
+        in found[0].message
+    w = windows(r.text)
+    # as soeaver's Inception-v4 PSPNet: stride 1, dilation 4, pad 4; the pooling 3x3/1 pad 1
+    assert w["reduction_b_3x3"] == w["reduction_b_3x3_2"] == Window((3, 3), pad=(4, 4),
+                                                                    dilation=(4, 4))
+    assert w["reduction_b_pool"] == Window((3, 3), pad=(1, 1))
+    inexact = {x.layer for x in r.plan.inexact}
+    assert {"reduction_b_3x3", "reduction_b_3x3_2", "reduction_b_pool"} <= inexact
