@@ -340,3 +340,25 @@ def test_inception_v3_at_8_names_its_re_padded_reduction():
     assert w["reduction_b_pool"] == Window((3, 3), pad=(1, 1))
     inexact = {x.layer for x in r.plan.inexact}
     assert {"reduction_b_3x3", "reduction_b_3x3_2", "reduction_b_pool"} <= inexact
+
+
+# -- the user's layout -------------------------------------------------------------
+
+def test_head_is_patched_into_the_users_layout():
+    text = "# my net\n" + _ip_net("num_output: 3").replace('layer { name: "fc"',
+                                                          '# the classifier\nlayer { name: "fc"')
+    out = convert(text, output_stride=2, fc_to_conv=True, mode="exact").text
+    assert out == text.replace('type: "InnerProduct"', 'type: "Convolution"').replace(
+        "inner_product_param { num_output: 3 }", "convolution_param { num_output: 3 kernel_size: 5 }")
+
+
+def test_multi_line_head_keeps_indentation_and_line_endings():
+    text = VGG_TEXT.replace("    num_output: 4096\n  }", "    num_output: 4096\n    weight_filler {\n"
+                            "      type: \"gaussian\"\n    }\n  }", 1).replace("\n", "\r\n")
+    out = convert(text, output_stride=8, fc_to_conv=True).text
+    i = out.index('name: "fc6"')
+    assert out[i:].startswith('name: "fc6"\r\n  type: "Convolution"\r\n  bottom: "pool5"\r\n'
+                              '  top: "fc6"\r\n  convolution_param {\r\n    num_output: 4096\r\n'
+                              '    pad: 12\r\n    kernel_size: 7\r\n    weight_filler {\r\n'
+                              '      type: "gaussian"\r\n    }\r\n    dilation: 4\r\n  }\r\n}\r\n')
+    assert out.startswith("# VGG16")
