@@ -126,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DeepLab v3 unit rates for the last stage, times the stage's rate "
                         "(output stride 16 with 1,2,4 gives 2,4,8)")
     p.add_argument("--config", metavar="NAME|FILE",
-                   help="options from a YAML preset: a bundled one (deeplab-v2, deeplab-v3, "
-                        "r-fcn, pspnet, exact-os16, exact-os8) or a file; the command line wins")
+                   help="options from a YAML preset: a bundled one (deeplab-v1-largefov, "
+                        "deeplab-v2, deeplab-v3, r-fcn, pspnet, exact-os16, exact-os8) or a file; "
+                        "the command line wins")
     p.add_argument("--fc-to-conv", action="store_true", default=None,
                    help="make every InnerProduct over a spatial map a Convolution (kernel: that "
                         "map's size, dilated), the ones after it 1x1 (FCN, DeepLab v1); "

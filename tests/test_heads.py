@@ -362,3 +362,12 @@ def test_multi_line_head_keeps_indentation_and_line_endings():
                               '    pad: 12\r\n    kernel_size: 7\r\n    weight_filler {\r\n'
                               '      type: "gaussian"\r\n    }\r\n    dilation: 4\r\n  }\r\n}\r\n')
     assert out.startswith("# VGG16")
+
+
+def test_largefov_preset(tmp_path, capsys):
+    src = ROOT / "tests" / "golden" / "vgg16_fc_os8" / "input.prototxt"
+    out = tmp_path / "o.prototxt"
+    code, err = cli(capsys, src, "-o", out, "--config", "deeplab-v1-largefov")
+    assert code == 0, err
+    assert out.read_text() == (ROOT / "tests" / "golden" / "vgg16_largefov" /
+                               "expected.prototxt").read_text()
