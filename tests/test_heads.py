@@ -110,7 +110,7 @@ def test_nothing_to_convert_is_a_note(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("decimate,pattern", [
-    ("4,4", r"layer 'fc6': --decimate 4,4: kernel 7 cannot keep every 4-th tap"),
+    ("4,4", r"layer 'fc6': --decimate 4,4: kernel 7 cannot keep 1 tap in 4"),
     ("3,3", r"layer 'fc6': --decimate 3,3: num_output 4096 does not divide by 3"),
 ])
 def test_decimation_that_does_not_divide(tmp_path, capsys, decimate, pattern):

@@ -81,7 +81,7 @@ def _same_pad(window: Window) -> tuple[Pair, list[str]]:
     return tuple(pad), notes
 
 
-def _feeds_head(graph: Graph, blob: Blob, seen=None) -> bool:
+def _feeds_head(graph: Graph, blob: Blob) -> bool:
     """Does `blob` reach another InnerProduct through elementwise layers?"""
     for layer in blob.consumers:
         if layer.ip is not None:
@@ -99,7 +99,7 @@ def _decimation(facts, layer: LayerSpec, first: bool, kernel: Pair, feeds: bool,
     for a in (0, 1):
         if kernel[a] > 1 and (kernel[a] - 1) % taps:
             raise facts.fail(layer, f"--decimate {s},{c}: kernel {fmt_pair(kernel)} cannot keep "
-                             f"every {s}-th tap (kernel - 1 must divide by {s}); choose a "
+                             f"1 tap in {s} (kernel - 1 must divide by {s}); choose a "
                              "decimation that divides it")
     out_step = c if feeds else 1
     if layer.ip.num_output % out_step:
@@ -109,9 +109,9 @@ def _decimation(facts, layer: LayerSpec, first: bool, kernel: Pair, feeds: bool,
 
 
 def decide_head(facts, layer: LayerSpec, x: Blob, reach: Reach | None
-                ) -> tuple[Head, list[str]]:
+                ) -> tuple[Head, Reach, list[str]]:
     """The Head for an InnerProduct reading `x` (a spatial map, or a head's
-    output), and notes for a warning."""
+    output), what flows out of it, and notes for a warning."""
     ip, g = layer.ip, facts.graph
     if ip.axis not in (1, -3) and not (ip.axis == -1 and reach is not None):
         raise facts.fail(layer, f"inner_product_param.axis is {ip.axis}: only an InnerProduct "
@@ -140,9 +140,7 @@ def decide_head(facts, layer: LayerSpec, x: Blob, reach: Reach | None
         window = window.replace(pad=pad)
     head = Head(window, ip.num_output // out_step, kernel0, channels0, ip.num_output,
                 ip.bias_term, ip.transpose, taps, out_step, in_step)
-    for t in g.tops(layer):
-        facts.heads[t] = Reach(m, out_step)
-    return head, notes
+    return head, Reach(m, out_step), notes
 
 
 def reasons(head: Head) -> list[str]:
@@ -154,16 +152,14 @@ def reasons(head: Head) -> list[str]:
     return out
 
 
-def follow(facts, layer: LayerSpec, reach: Reach) -> list[str]:
+def follow(layer: LayerSpec) -> tuple[bool, list[str]]:
     """A layer that reads a head's output: elementwise layers (and a Softmax over
-    channels) pass it on; a loss now sees a map; anything else should be checked."""
-    g = facts.graph
+    channels) pass it on (True); a loss now sees a map; anything else should be
+    checked (warnings)."""
     if layer.type in ELEMENTWISE or (layer.type == "Softmax" and layer.params.axis in (1, -3)):
-        for t in g.tops(layer):
-            facts.heads[t] = reach
-        return []
+        return True, []
     if layer.type in LOSSES:
-        return [f"{layer.type} reads a classifier that is now a convolution: it gets an "
+        return False, [f"{layer.type} reads a classifier that is now a convolution: it gets an "
                 "(N, K, H, W) map, so its labels must be a map of that size too"]
-    return [f"{layer.type} reads a classifier that is now a convolution and gets an "
+    return False, [f"{layer.type} reads a classifier that is now a convolution and gets an "
             "(N, K, H, W) map instead of (N, K): check it"]

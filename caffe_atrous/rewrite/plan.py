@@ -160,6 +160,8 @@ def _plan_phase(g: Graph, opts: Options) -> _PhasePlan:
         warnings += [ConversionWarning(layer.name, w) for w in d.warnings]
         if d.undilated_pool:
             undilated.add(layer.index)
+        if d.head_out is not None:
+            facts.heads.update((t, d.head_out) for t in g.tops(layer))
         if d.changes:
             changes[layer.index] = _record(layer, d)
     if opts.multi_grid:

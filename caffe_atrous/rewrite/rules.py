@@ -39,7 +39,7 @@ class Facts:
     fc_to_conv: bool = False
     decimate: Pair | None = None
     weights_follow: bool = False                 # --weights-out rewrites the caffemodel
-    heads: dict = field(default_factory=dict)    # Blob -> heads.Reach: a head's output
+    heads: dict = field(default_factory=dict)    # Blob -> heads.Reach (the plan fills it)
 
     def factor(self, blob: Blob) -> Pair | None:
         """Per-axis factor by which `blob` became denser (None: not spatial)."""
@@ -63,6 +63,7 @@ class Decision:
     warnings: list[str] = field(default_factory=list)
     undilated_pool: bool = False       # kernel > 1 over a denser blob (sizes.py looks for these)
     head: heads.Head | None = None     # an InnerProduct that becomes a Convolution
+    head_out: heads.Reach | None = None   # its tops carry a converted head's output
 
     @property
     def changes(self) -> bool:
@@ -176,8 +177,8 @@ def inner_product(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
 
 def head_decision(facts: Facts, layer: LayerSpec, x: Blob, reach) -> Decision:
     """An InnerProduct reading a spatial map, or a converted head's output."""
-    head, notes = heads.decide_head(facts, layer, x, reach)
-    return Decision(head=head, warnings=notes, reasons=heads.reasons(head))
+    head, out, notes = heads.decide_head(facts, layer, x, reach)
+    return Decision(head=head, head_out=out, warnings=notes, reasons=heads.reasons(head))
 
 
 def after_head(facts: Facts, layer: LayerSpec, reach) -> Decision:
@@ -185,7 +186,8 @@ def after_head(facts: Facts, layer: LayerSpec, reach) -> Decision:
     x = facts.graph.bottoms(layer)[0]
     if layer.ip is not None:
         return head_decision(facts, layer, x, reach)
-    return Decision(warnings=heads.follow(facts, layer, reach))
+    passes, warnings = heads.follow(layer)
+    return Decision(warnings=warnings, head_out=reach if passes else None)
 
 
 def deconvolution(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
