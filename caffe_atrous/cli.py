@@ -26,6 +26,8 @@ examples:
   python -m caffe_atrous ResNet-101-deploy.prototxt -o resnet101_os8.prototxt
   python -m caffe_atrous net.prototxt -o net_os16.prototxt --output-stride 16 --exact
   python -m caffe_atrous VGG16.prototxt -o vgg_os8.prototxt --truncate-after pool5
+  python -m caffe_atrous VGG16.prototxt -o vgg_os8.prototxt --fc-to-conv --decimate 3,4 \
+      --weights vgg16.caffemodel --weights-out vgg16_os8.caffemodel    # DeepLab-LargeFOV
   python -m caffe_atrous net.prototxt --from res4a_branch1 -v -o -
   python -m caffe_atrous net.prototxt -o net_os8.prototxt --check   # in CI: is it up to date?
   python -m caffe_atrous net.prototxt -o net_os8.prototxt --weights net.caffemodel
@@ -68,6 +70,16 @@ def _grid(text: str) -> tuple[int, ...]:
     if not rates or min(rates) < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not a list of rates like 1,2,4")
     return rates
+
+
+def _pair(text: str) -> tuple[int, int]:
+    try:
+        pair = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        pair = ()
+    if len(pair) != 2 or min(pair) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not S,C (for example 3,4)")
+    return pair
 
 
 def _positive(text: str) -> int:
@@ -114,8 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DeepLab v3 unit rates for the last stage, times the stage's rate "
                         "(output stride 16 with 1,2,4 gives 2,4,8)")
     p.add_argument("--config", metavar="NAME|FILE",
-                   help="options from a YAML preset: a bundled one (deeplab-v2, deeplab-v3, "
-                        "r-fcn, pspnet, exact-os16, exact-os8) or a file; the command line wins")
+                   help="options from a YAML preset: a bundled one (deeplab-v1-largefov, "
+                        "deeplab-v2, deeplab-v3, r-fcn, pspnet, exact-os16, exact-os8) or a file; "
+                        "the command line wins")
+    p.add_argument("--fc-to-conv", action="store_true", default=None,
+                   help="make every InnerProduct over a spatial map a Convolution (kernel: that "
+                        "map's size, dilated), the ones after it 1x1 (FCN, DeepLab v1); "
+                        "--weights-out writes their weights")
+    p.add_argument("--decimate", type=_pair, metavar="S,C",
+                   help="with --fc-to-conv: keep every S-th tap of the first head layer (dilation "
+                        "x S) and every C-th channel between head layers (DeepLab-LargeFOV: 3,4); "
+                        "an approximation")
     p.add_argument("--truncate-after", metavar="LAYER",
                    help="drop every layer after LAYER (e.g. the classifier head)")
     p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
@@ -169,6 +190,9 @@ def build_verify_parser() -> argparse.ArgumentParser:
     p.add_argument("orig", metavar="ORIG.prototxt")
     p.add_argument("new", metavar="NEW.prototxt")
     p.add_argument("weights", metavar="WEIGHTS.caffemodel")
+    p.add_argument("--new-weights", metavar="NEW.caffemodel",
+                   help="the converted network's caffemodel, when it differs (--fc-to-conv with "
+                        "--weights-out); default: WEIGHTS for both")
     p.add_argument("--blob", metavar="NAME", help="blob to compare (default: the last blob both "
                    "networks keep a spatial layout for)")
     p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
@@ -193,7 +217,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     from .verify import verify
-    report = verify(args.orig, args.new, args.weights, blob=args.blob,
+    report = verify(args.orig, args.new, args.weights, blob=args.blob, new_weights=args.new_weights,
                     input_shape=args.input_shape, engine=args.engine, seed=args.seed,
                     tolerance=args.tolerance, schema=_schema(args.proto))
     print("\n".join(report.lines()))
@@ -241,16 +265,18 @@ def _check_weights(args: argparse.Namespace, result: Result) -> str:
     from .convert import Loaded
     from .formats.caffemodel import Weights
     from .formats.weights_out import write_converted
-    from .weights import check, raise_for
+    from .weights import check, head_blobs, raise_for
     converted = Loaded(result.net, args.output, result.loaded.lines, False,
                        schema=result.loaded.schema)
     with Weights(args.weights) as w:
-        report = check(converted, w, args.input_shape)
+        heads = result.plan.heads()
+        report = check(converted, w, args.input_shape, stored={n: h.stored_shapes()
+                                                               for n, h in heads.items()})
         raise_for(report, args.weights)
         if args.weights_out and not args.check:
             if _same_file(args.weights, args.weights_out):
                 raise UsageError("--weights-out is the input caffemodel; choose another file")
-            write_converted(converted.net, w, args.weights_out)
+            write_converted(converted.net, w, args.weights_out, replace=head_blobs(w, heads))
     return report.line()
 
 
@@ -266,7 +292,8 @@ def _merge_config(args: argparse.Namespace) -> argparse.Namespace:
         if getattr(args, dest, None) is None:
             setattr(args, dest, value)
     defaults = {"output_stride": None if args.from_layer else 8, "exact": False, "quiet": False,
-                "verbose": False, "report": False, "diff": False, "canonical": False}
+                "verbose": False, "report": False, "diff": False, "canonical": False,
+                "fc_to_conv": False}
     for dest, value in defaults.items():
         if getattr(args, dest) is None:
             setattr(args, dest, value)
@@ -281,7 +308,11 @@ def run_convert(args: argparse.Namespace) -> int:
     path = "<stdin>" if args.input == "-" else args.input
     opts = Options(output_stride=None if args.from_layer else args.output_stride,
                    from_layer=args.from_layer, mode=EXACT if args.exact else SEED,
-                   input_shape=args.input_shape, multi_grid=args.multi_grid)
+                   input_shape=args.input_shape, multi_grid=args.multi_grid,
+                   fc_to_conv=args.fc_to_conv, decimate=args.decimate,
+                   weights_follow=bool(args.weights and args.weights_out))
+    if args.decimate and not args.fc_to_conv:
+        raise UsageError("--decimate acts on the heads that --fc-to-conv converts; add --fc-to-conv")
     schema = _schema(args.proto)
     text = read_text(args.input)
     loaded = load_text(text, path, schema)
@@ -327,6 +358,8 @@ def run_convert(args: argparse.Namespace) -> int:
         write_text(args.report_html, page)
     if loaded.legacy and not args.quiet:
         _say("note", f"{path} is a legacy V1 (`layers`) file; the output is upgraded to V2 (`layer`)")
+    for note in result.plan.notes:
+        _say("note", note)
     for w in result.warnings:
         _say("warning", str(w))
     if args.report:

@@ -69,7 +69,7 @@ def _ints(n: int | None) -> Callable[[Any], tuple[int, ...]]:
         if not isinstance(v, list) or not v or (n and len(v) != n) or \
                 not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v):
             raise ValueError(f"a list of {n or 'one or more'} whole numbers, like "
-                             + ("[1, 3, 513, 513]" if n == 4 else "[1, 2, 4]"))
+                             + {4: "[1, 3, 513, 513]", 2: "[3, 4]"}.get(n, "[1, 2, 4]"))
         return tuple(v)
     return check
 
@@ -81,6 +81,8 @@ KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "from": ("from_layer", _str),
     "exact": ("exact", _bool),
     "multi-grid": ("multi_grid", _ints(None)),
+    "fc-to-conv": ("fc_to_conv", _bool),
+    "decimate": ("decimate", _ints(2)),
     "truncate-after": ("truncate_after", _str),
     "input-shape": ("input_shape", _ints(4)),
     "weights": ("weights", _str),

@@ -27,6 +27,9 @@ from .formats.facts import Source
 from .errors import AtrousError, ConversionWarning, UsageError
 from .graph import Graph
 from .rewrite.exactness import inexact_reason
+from .rewrite.heads import ELEMENTWISE
+
+HEAD_FOLLOWERS = ELEMENTWISE | {"InnerProduct", "Softmax"}
 from .window import Pair, fmt_pair
 
 
@@ -70,16 +73,26 @@ class Report:
         return out
 
 
-def _top_factors(orig: Graph, new: Graph, s0, s1) -> dict[str, Pair | None]:
-    """Removed factor of every blob (by name, last writer), converted vs original;
-    s0, s1: the two graphs' cumulative strides."""
+def _top_factors(orig: Graph, new: Graph, s0, s1) -> tuple[dict[str, Pair | None], set[str]]:
+    """Removed factor of every blob (by name, last writer), converted vs original,
+    and the blobs of classifiers made convolutions (an (N, K) original output
+    compared with position 0 of every m-th of (N, K, H, W)); s0, s1: the two
+    graphs' cumulative strides."""
     out: dict[str, Pair | None] = {}
     for b0 in orig.inputs:
         out[b0.name] = (1, 1) if s0.get(b0) is not None else None
+    heads: dict[str, Pair] = {}         # blobs of a classifier made a convolution
     for l0, l1 in zip(orig.layers, new.layers):
-        for b0, b1 in zip(orig.tops(l0), new.tops(l1)):
-            out[b0.name] = st.removed_factor(s0.get(b0), s1.get(b1))
-    return out
+        b0 = orig.bottoms(l0)
+        into = (out.get(b0[0].name) or heads.get(b0[0].name)) if b0 else None
+        follows = l0.ip is not None and l1.conv is not None or \
+            (b0 and b0[0].name in heads and l0.type in HEAD_FOLLOWERS)
+        for t0, t1 in zip(orig.tops(l0), new.tops(l1)):
+            out[t0.name] = st.removed_factor(s0.get(t0), s1.get(t1))
+            heads.pop(t0.name, None)
+            if follows and into is not None:
+                out[t0.name] = heads[t0.name] = into
+    return out, set(heads)
 
 
 def diagnose(orig: Graph, new: Graph, s0, s1) -> list[tuple[int, ConversionWarning]]:
@@ -142,7 +155,7 @@ def _choose_blob(orig: Graph, factors: dict, blob: str | None) -> str:
     return blob
 
 
-def _run_both(runner, nets: list[Loaded], weights_path: str, inputs: dict, blob: str,
+def _run_both(runner, nets: list[Loaded], weights: list[str], inputs: dict, blob: str,
               writer: str) -> list[np.ndarray]:
     with tempfile.TemporaryDirectory(prefix="caffe_atrous_verify_") as tmp:
         outs = []
@@ -150,7 +163,9 @@ def _run_both(runner, nets: list[Loaded], weights_path: str, inputs: dict, blob:
             path = os.path.join(tmp, f"net{i}.prototxt")
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(prototxt.to_text(loaded.net))
-            out = runner.run(path, weights_path, inputs, {blob: writer})[blob]
+            out = runner.run(path, weights[i], inputs, {blob: writer})[blob]
+            if out.ndim == 2:                  # a classifier's (N, K): one position
+                out = out[:, :, None, None]
             if out.ndim != 4:
                 raise UsageError(f"blob '{blob}' is not 4-D in the engine's output; choose another --blob")
             outs.append(out)
@@ -159,11 +174,15 @@ def _run_both(runner, nets: list[Loaded], weights_path: str, inputs: dict, blob:
 
 def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = None,
            input_shape: tuple[int, ...] | None = None, engine: str = "auto", seed: int = 0,
-           tolerance: float = 1e-4, schema=None) -> Report:
+           tolerance: float = 1e-4, new_weights: str | None = None, schema=None) -> Report:
     """Compare the converted network with the original in an engine; see Report.
+    `new_weights`: the converted network's caffemodel (--weights-out), when its
+    classifier became a convolution; by default both use `weights_path`.
     `schema`: a fork's schema (--proto) for both prototxt files."""
-    if not os.path.isfile(weights_path):
-        raise UsageError("no such file", file=weights_path)
+    new_weights = new_weights or weights_path
+    for path in (weights_path, new_weights):
+        if not os.path.isfile(path):
+            raise UsageError("no such file", file=path)
     orig_l = load_text(read_text(orig_path), orig_path, schema)
     new_l = load_text(read_text(new_path), new_path, schema)
     orig_names, new_names = netspec.layer_names(orig_l.net), netspec.layer_names(new_l.net)
@@ -172,7 +191,7 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     orig, new = orig_l.graph(), new_l.graph()
     strides0, strides1 = st.cumulative_strides(orig), st.cumulative_strides(new)
     findings = diagnose(orig, new, strides0, strides1)
-    factors = _top_factors(orig, new, strides0, strides1)
+    factors, head_blobs = _top_factors(orig, new, strides0, strides1)
 
     images = [b for b in orig.inputs if b.producer is None or b.producer.type == "Input"]
     if len(images) != 1:
@@ -194,12 +213,15 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
 
     x = np.random.default_rng(seed).standard_normal(input_shape).astype(np.float32)
     runner = runners.get(engine)
-    out0, out1 = _run_both(runner, [orig_l, new_l], weights_path, {image.name: x}, blob, writer)
+    out0, out1 = _run_both(runner, [orig_l, new_l], [weights_path, new_weights], {image.name: x},
+                           blob, writer)
 
     sampled = out1[:, :, ::m[0], ::m[1]]
     rows, cols = min(out0.shape[2], sampled.shape[2]), min(out0.shape[3], sampled.shape[3])
     band = 0
-    if not (_aligned(input_shape[2], total) and _aligned(input_shape[3], total)):
+    if blob in head_blobs:           # the original classifier has one position: compare it
+        rows, cols = min(rows, 1), min(cols, 1)
+    elif not (_aligned(input_shape[2], total) and _aligned(input_shape[3], total)):
         s = next((v for b, v in strides0.items() if b.name == blob and v is not None), (1, 1))
         rf = receptive_fields(orig, strides0)
         field = max((rf.get(id(b)) or 1 for b in orig.blobs if b.name == blob), default=1)

@@ -46,8 +46,12 @@ def _fits(stored: tuple[int, ...], expected: tuple[int, ...]) -> bool:
         tuple(stored) == (1,) * (4 - len(expected)) + tuple(expected)
 
 
-def check(loaded: Loaded, weights: caffemodel.Weights, input_shape=None) -> WeightsReport:
-    expected = expected_params(loaded, input_shape)
+def check(loaded: Loaded, weights: caffemodel.Weights, input_shape=None,
+          stored: dict[str, list[tuple[int, ...]]] | None = None) -> WeightsReport:
+    """Does every layer find its blobs, with the shapes Caffe allocates? `stored`:
+    the shapes to expect in the file instead, by layer (a classifier made a
+    convolution is stored as the InnerProduct it was)."""
+    expected = {**expected_params(loaded, input_shape), **(stored or {})}
     stored = weights.by_name()
     report = WeightsReport()
     for name, shapes in expected.items():
@@ -71,6 +75,24 @@ def check(loaded: Loaded, weights: caffemodel.Weights, input_shape=None) -> Weig
     names = set(netspec.layer_names(loaded.net))
     report.unused = [l.name for l in weights.layers if l.blobs and l.name not in names]
     return report
+
+
+def head_blobs(weights: caffemodel.Weights, heads: dict) -> dict[str, list[np.ndarray]]:
+    """The blobs of every classifier made a convolution (rewrite/heads.Head):
+    the InnerProduct's weight read as (N, C, kh, kw), same values in the same
+    order (transposed first when it was stored transposed), decimated where the
+    head says; the bias keeps the kept outputs."""
+    stored = weights.by_name()
+    out = {}
+    for name, h in heads.items():
+        blobs = [b.array() for b in stored[name].blobs]
+        w = blobs[0].reshape(h.stored_shapes()[0])
+        if h.transpose:
+            w = w.T
+        w = w.reshape(h.num_output0, h.channels0, *h.kernel0)
+        w = w[::h.out_step, ::h.in_step, ::h.taps, ::h.taps]
+        out[name] = [w] + [b.reshape(-1)[::h.out_step] for b in blobs[1:]]
+    return out
 
 
 def raise_for(report: WeightsReport, path: str) -> None:

@@ -60,11 +60,19 @@ def check_invariants(loaded, result, opts: Options, convert_loaded) -> None:
     output stride changes nothing."""
     after = load_text(result.text, "out", loaded.schema)
     assert after.net == result.net, "the written text differs from the converted network"
-    assert _geometry(loaded) == _geometry(after)
+    heads = result.plan.heads()
+    expected = [(n, "Convolution", (heads[n].window.kernel, heads[n].num_output, 1), None)
+                if n in heads else (n, t, conv, ip) for n, t, conv, ip in _geometry(loaded)]
+    assert expected == _geometry(after)
     for g0, g1 in zip(loaded.graphs(), after.graphs()):
         shape = opts.input_shape
-        assert param_shapes(g0, infer_shapes(g0, input_shape=shape)) == \
-            param_shapes(g1, infer_shapes(g1, input_shape=shape))
+        p0 = param_shapes(g0, infer_shapes(g0, input_shape=shape))
+        for name, h in heads.items():     # a classifier made a convolution: (N, C, kh, kw)
+            if name in p0:
+                assert p0[name] == h.stored_shapes()
+                p0[name] = [(h.num_output, h.channels0 // h.in_step) + h.window.kernel] + \
+                    [(h.num_output,)] * h.bias_term
+        assert p0 == param_shapes(g1, infer_shapes(g1, input_shape=shape))
     stride = result.plan.stride_after
     if stride.denominator == 1:
         again = convert_loaded(after, Options(output_stride=int(stride), mode=opts.mode,

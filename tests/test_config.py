@@ -25,7 +25,8 @@ def run(capsys, tmp_path, *args):
 
 def test_every_bundled_preset_is_valid():
     names = sorted(presets())
-    assert names == ["deeplab-v2", "deeplab-v3", "exact-os16", "exact-os8", "pspnet", "r-fcn"]
+    assert names == ["deeplab-v1-largefov", "deeplab-v2", "deeplab-v3", "exact-os16", "exact-os8",
+                     "pspnet", "r-fcn"]
     for name in names:
         assert "description" in load(name)
 
@@ -106,7 +107,7 @@ def test_bad_config_is_one_line_with_file_and_line(capsys, tmp_path, text, patte
 
 def test_unknown_preset_lists_the_presets(capsys, tmp_path):
     code, _, err = run(capsys, tmp_path, EXAMPLE, "--config", "deeplab-v9")
-    assert code == 2 and "presets: deeplab-v2, deeplab-v3, exact-os16" in err
+    assert code == 2 and "presets: deeplab-v1-largefov, deeplab-v2, deeplab-v3" in err
 
 
 def test_config_can_hold_every_conversion_option():

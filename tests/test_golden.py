@@ -38,6 +38,9 @@ SEED_OS8 = {"conv4_1_3x3": "k3 s1 p2 d2", "conv4_1_1x1_proj": "k1 s1 p0 d1",
             "conv5_1_1x1_proj": "k1 s1 p0 d1", "pool5": "global"}
 SEED_OS16 = {"conv5_1_3x3": "k3 s1 p2 d2", "conv5_1_1x1_proj": "k1 s1 p0 d1", "pool5": "global"}
 TINY_VGG = {"pool3": "k3 s1 p1 d1"}           # 2x2/2 -> 3x3/1 pad 1 (DeepLab/SSD)
+VGG_OS8 = {"pool4": "k3 s1 p1 d1", "pool5": "k3 s1 p1 d1", "conv5_1": "k3 s1 p2 d2",
+           "conv5_2": "k3 s1 p2 d2", "conv5_3": "k3 s1 p2 d2", "fc7": "k1 s1 p0 d1",
+           "fc8": "k1 s1 p0 d1"}
 BY_HAND = {
     "seed_os8": SEED_OS8, "seed_os8_canonical": SEED_OS8,
     "seed_os8_exact": {"conv4_1_3x3": "k3 s1 p1 d1", "conv4_1_1x1_proj": "k1 s1 p0 d1",
@@ -47,6 +50,10 @@ BY_HAND = {
     "seed_from_exact": {"conv5_1_3x3": "k3 s1 p1 d1", "conv5_1_1x1_proj": "k1 s1 p0 d1",
                         "pool5": "global"},
     "v1_tiny_vgg": TINY_VGG, "tiny_vgg_os4_verbose": TINY_VGG,
+    # VGG16 at 8 with --fc-to-conv: DeepLab v1 (fc6 7x7 over pool5, dilation 4, pad 4*6/2);
+    # decimated 3,4: DeepLab-LargeFOV (taps 0, 3, 6: 3x3, dilation 12, pad 12)
+    "vgg16_fc_os8": VGG_OS8 | {"fc6": "k7 s1 p12 d4"},
+    "vgg16_largefov": VGG_OS8 | {"fc6": "k3 s1 p12 d12"},
     # multi-grid 1,2,4 on the three units of the last stage (rate 2 there)
     "multigrid_os4": {"a_1": "k1 s1 p0 d1", "a_proj": "k1 s1 p0 d1", "a_2": "k3 s1 p2 d2",
                       "b_2": "k3 s1 p4 d4", "c_2": "k3 s1 p8 d8"},

@@ -94,10 +94,6 @@ EXPECTED_ERRORS.update({
     (GOOG, 8, "exact"): INCEPTION_POOL,
     (GOOG_TV, 16, "seed"): AUX_HEAD, (GOOG_TV, 8, "seed"): AUX_HEAD, (GOOG_TV, 16, "exact"): AUX_HEAD,
     (GOOG_TV, 8, "exact"): INCEPTION_POOL,
-    # reduction_b's valid 3x3 pooling over a x2 blob shrinks by 2 where its dilated 3x3
-    # convolutions shrink by 4, so the branches no longer meet
-    (INCEPTION, 8, "seed"): r"layer 'reduction_b_concat': its inputs do not agree.*29x29.*31x31.*"
-                            r"'reduction_b_pool' pools a denser blob without dilation",
     (INCEPTION, 16, "exact"): r"layer 'inception_c1_pool': pooling 3x3 .* cannot be exact",
     (INCEPTION, 8, "exact"): r"layer 'inception_b1_pool_ave': pooling 3x3 .* cannot be exact",
 })
@@ -116,6 +112,20 @@ def test_classifier_converts_or_fails_as_documented(path, os_, mode):
     r = convert(text, output_stride=os_, mode=mode)
     assert r.plan.stride_after == os_
     assert bool(r.plan.changes) == (r.plan.stride_before > os_)     # SqueezeNet is already at 16
+
+
+@pytest.mark.parametrize("os_", [16, 8])
+@pytest.mark.parametrize("path", CLASSIFIERS)
+def test_every_classifier_converts_whole_in_the_default_convention(path, os_):
+    """With --fc-to-conv, no classification file of the zoo is refused any more."""
+    r = convert(zoo_text(path), output_stride=os_, fc_to_conv=True)
+    assert r.plan.stride_after == os_
+    heads = set(r.plan.heads())
+    spatial = {"fc6", "fc7", "fc8"} if "vgg" in path or "alexnet" in path else set()
+    if path == GOOG_TV:
+        spatial = {"loss1/fc", "loss1/classifier", "loss2/fc", "loss2/classifier"}
+    assert heads == spatial
+    assert bool(r.plan.notes) == (not heads)
 
 
 @pytest.mark.parametrize("path,last", [("bvlc-alexnet/deploy.prototxt", "pool5"),

@@ -24,7 +24,8 @@ from .schema import enum_name, has
 Net = object
 
 PHASES = ("TRAIN", "TEST")
-__all__ = ["DATA_TYPES", "PHASES", "LayerSpec", "LayerEdit", "read_layers", "apply_edits"]
+__all__ = ["DATA_TYPES", "PHASES", "LayerSpec", "LayerEdit", "ConvHead", "read_layers",
+           "apply_edits"]
 
 
 @dataclass
@@ -73,6 +74,15 @@ class LayerSpec:
         return self.pool.window if self.pool is not None else None
 
 
+@dataclass(frozen=True)
+class ConvHead:
+    """An InnerProduct rewritten as a Convolution (--fc-to-conv): its geometry
+    and outputs; bias_term and the fillers carry over."""
+
+    window: Window
+    num_output: int
+
+
 @dataclass
 class LayerEdit:
     """Changes to write into one layer (None: leave the field alone)."""
@@ -84,6 +94,7 @@ class LayerEdit:
     spatial_scale: float | None = None
     param_str: str | None = None
     prior_step: dict[str, float] | None = None
+    to_conv: ConvHead | None = None
 
 
 # ----------------------------------------------------------------- reading --
@@ -203,12 +214,34 @@ def _write_pool(p, w: Window) -> None:
     _set_axes(p, "pad", w.pad, 0, repeated=False)
 
 
+def _write_head(layer, head: ConvHead) -> None:
+    """InnerProduct -> Convolution: type, convolution_param from inner_product_param."""
+    ip = layer.inner_product_param
+    p = layer.convolution_param
+    p.num_output = head.num_output
+    if ip.HasField("bias_term"):
+        p.bias_term = ip.bias_term
+    for name in ("weight_filler", "bias_filler"):
+        if ip.HasField(name):
+            getattr(p, name).CopyFrom(getattr(ip, name))
+    k = head.window.kernel
+    if k[0] == k[1]:
+        p.kernel_size.append(k[0])
+    else:
+        p.kernel_h, p.kernel_w = k
+    _write_conv(p, head.window)
+    layer.ClearField("inner_product_param")
+    layer.type = "Convolution"
+
+
 def apply_edits(net, edits: list[LayerEdit]):
     """Return a copy of `net` (V2) with every edit written in."""
     out = type(net)()
     out.CopyFrom(net)
     for e in edits:
         layer = out.layer[e.index]
+        if e.to_conv is not None:
+            _write_head(layer, e.to_conv)
         if e.window is not None:
             if has(layer, "convolution_param") or layer.type in ("Convolution", "Deconvolution"):
                 _write_conv(layer.convolution_param, e.window)

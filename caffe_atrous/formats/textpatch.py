@@ -16,7 +16,8 @@ shows just the fields that changed:
 The result is parsed again and must equal the converted NetParameter; if the
 text uses a form this module does not edit (a `[1, 2]` list, a parameter
 block written twice), `patch` raises NotPatchable and the caller writes the
-canonical form instead.
+canonical form instead. A layer whose type changes (--fc-to-conv) gets its
+`type` value and its parameter block replaced in place.
 """
 
 from __future__ import annotations
@@ -192,6 +193,35 @@ def _insertion(text: str, block: Block, name: str, values: list[str],
     return (anchor.end, anchor.end, "".join(f" {name}: {v}" for v in values))
 
 
+def _swap_params(text: str, block: Block, old_layer, new_layer, edits: list) -> set[str]:
+    """A layer whose type changed (InnerProduct -> Convolution): the `type` value
+    and the one parameter block replaced by the other, in place. Returns the
+    fields handled here (none when the type is the same)."""
+    if old_layer.type == new_layer.type:
+        return set()
+    def params(layer):
+        return {fd.name for fd, _ in layer.ListFields()
+                if fd.type == fd.TYPE_MESSAGE and not fd.is_repeated}
+    gone, new = params(old_layer) - params(new_layer), params(new_layer) - params(old_layer)
+    types, olds = block.named("type"), block.named(next(iter(gone), ""))
+    if len(gone) != 1 or len(new) != 1 or len(types) != 1 or len(olds) != 1 or not olds[0].block:
+        raise NotPatchable("the layer's type and parameters changed in an unexpected form")
+    name, field = next(iter(new)), olds[0]
+    edits.append((types[0].value[0], types[0].value[1], _quote(new_layer.type)))
+    body = getattr(new_layer, name)
+    if "\n" not in text[field.start:field.end]:
+        inner = text_format.MessageToString(body, as_one_line=True)
+        edits.append((field.start, field.end, f"{name} {{ {inner} }}"))
+    else:
+        indent, newline = _indent_of(text, field.start), "\r\n" if "\r\n" in text else "\n"
+        step = _indent_of(text, field.block.fields[0].start)[len(indent):] if field.block.fields \
+            else "  "
+        lines = [f"{indent}{step}{line}" for line in text_format.MessageToString(body).splitlines()]
+        edits.append((field.start, field.end,
+                      f"{name} {{{newline}" + newline.join(lines) + f"{newline}{indent}}}"))
+    return {"type", name, next(iter(gone))}
+
+
 def patch(text: str, before, after) -> str:
     """The original text with `after`'s differences from `before` written in.
     `after` may keep only the first layers of `before` (--truncate-after)."""
@@ -205,7 +235,10 @@ def patch(text: str, before, after) -> str:
         if old_layer == new_layer:
             continue
         block = layers[i].block
+        swapped = _swap_params(text, block, old_layer, new_layer, edits)
         for fd, _ in list(old_layer.ListFields()) + list(new_layer.ListFields()):
+            if fd.name in swapped:
+                continue
             if fd.type != fd.TYPE_MESSAGE or fd.is_repeated:
                 if _values(old_layer, fd.name) != _values(new_layer, fd.name):
                     raise NotPatchable(f"layer field {fd.name} changed")

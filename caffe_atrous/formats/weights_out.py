@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from ..atomic import atomic_file
 from ..errors import AtrousError
-from .caffemodel import Blob, Layer, Weights, encode_shape
+from .caffemodel import Blob, Layer, Weights, encode_blob, encode_shape
 from .wire import encode_field, field_head, walk
 
 # The output is a list of pieces: bytes, or (start, stop) for file[start:stop] of the input.
@@ -37,18 +37,22 @@ _V2_LAYER, _V2_BLOBS = 100, 7
 # per blob (None keeps the stored shape). The values are kept as stored, so a
 # new shape must hold as many of them: InnerProduct (N, C*k*k) -> (N, C, k, k).
 Reshape = Mapping[str, Sequence[tuple[int, ...] | None]]
+# New values for every blob of a layer, per layer name (arrays: a classifier made a
+# convolution whose weights were transposed or decimated on the way).
+Replace = Mapping[str, Sequence]
 
 
-def write_converted(net, weights: Weights, out_path: str, reshape: Reshape | None = None) -> int:
+def write_converted(net, weights: Weights, out_path: str, reshape: Reshape | None = None,
+                    replace: Replace | None = None) -> int:
     """Write a caffemodel for the converted network `net` with the blobs of `weights`.
 
     Every layer of `net` with a stored record gets a V2 record, in `net`'s
     order (once per name): a stored V2 record with its definition fields taken
     from `net`, a stored V1 record as `net`'s definition and the blobs. Stored
     records of layers `net` lacks are left out. Blob shapes change only where `reshape`
-    says. Returns the number of records written."""
+    says, values only where `replace` does. Returns the number of records written."""
     stored = weights.by_name()
-    reshape = reshape or {}
+    reshape, replace = reshape or {}, replace or {}
     pieces: list = [encode_field(1, net.name.encode("utf-8"))] if net.name else []
     written: set[str] = set()
     for layer in net.layer:
@@ -56,7 +60,13 @@ def write_converted(net, weights: Weights, out_path: str, reshape: Reshape | Non
         if source is None or layer.name in written:   # e.g. a TRAIN and a TEST data layer
             continue
         written.add(layer.name)
-        blobs = _blob_bodies(source, reshape.get(layer.name), weights.buffer)
+        if layer.name in replace:
+            blobs = [encode_blob(a) for a in replace[layer.name]]
+            if len(blobs) != len(source.blobs):
+                raise AtrousError(f"{len(blobs)} new blobs for {len(source.blobs)} stored ones",
+                                  layer=layer.name)
+        else:
+            blobs = _blob_bodies(source, reshape.get(layer.name), weights.buffer)
         if source.legacy:
             body = _from_v1(layer, blobs)
         else:

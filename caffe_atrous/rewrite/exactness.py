@@ -9,7 +9,12 @@ m-th position equals the original's. A layer breaks that when
         dilation), or its kernel changed (2x2/2 -> 3x3/1);
     a global pooling averages a denser map (squeeze-and-excitation, pool5);
     a Deconvolution, Interp or Crop reads a denser blob (its geometry counts
-        pixels of the original resolution).
+        pixels of the original resolution);
+    a branch re-padded to "same" so a join's inputs meet (joins.py): its
+        pad differs from both conventions';
+    a classifier made a convolution (heads.py) with "same" padding (its
+        windows are centred on each position, not starting there) or
+        decimated (DeepLab-LargeFOV: other taps, other dilation).
 
 The planner (to fill Plan.inexact) and verify (to explain a comparison) both
 ask `inexact_reason`, so they cannot disagree.
@@ -34,9 +39,30 @@ def _conv(layer: LayerSpec, after: Window, m: Pair) -> str | None:
     exact = dilate_conv(w0, m, r, EXACT)[0]
     if after == exact:
         return None
-    seed = " (the seed convention)" if after == dilate_conv(w0, m, r, SEED)[0] else ""
+    seed_w = dilate_conv(w0, m, r, SEED)[0]
+    if after.pad != seed_w.pad and after.dilation == seed_w.dilation:
+        return (f"re-padded to 'same' (pad {fmt_pair(after.pad)}) so the branches of a join "
+                f"meet, where the exact rule gives dilation {fmt_pair(exact.dilation)}, pad "
+                f"{fmt_pair(exact.pad)}")
+    seed = " (the seed convention)" if after == seed_w else ""
     return (f"dilation {fmt_pair(after.dilation)}, pad {fmt_pair(after.pad)} where the exact rule "
             f"gives dilation {fmt_pair(exact.dilation)}, pad {fmt_pair(exact.pad)}{seed}")
+
+
+def _head(after: Window | None, m: Pair) -> str | None:
+    """An InnerProduct over a map, made a convolution: exact with dilation m, pad 0."""
+    if after is None:
+        return None
+    dil = tuple(m[a] if after.kernel[a] > 1 else 1 for a in (0, 1))
+    if after.dilation != dil:
+        return (f"classifier made a convolution with dilation {fmt_pair(after.dilation)} where "
+                f"its input is x{fmt_pair(m)} denser: decimated (DeepLab-LargeFOV), not the "
+                "same function")
+    if after.pad != (0, 0):
+        return (f"classifier made a convolution with pad {fmt_pair(after.pad)} ('same'): its "
+                "windows are centred on each position (--exact gives pad 0, the original "
+                "classifier at every sampled position)")
+    return None
 
 
 def _pool(layer: LayerSpec, after: Window | None, made_global: bool, m: Pair) -> str | None:
@@ -49,6 +75,9 @@ def _pool(layer: LayerSpec, after: Window | None, made_global: bool, m: Pair) ->
     if after.kernel != w0.kernel:
         return (f"pooling {fmt_pair(w0.kernel)} became {fmt_pair(after.kernel)} (DeepLab/SSD "
                 "convention; --exact gives it stride 1 instead)")
+    if after.pad != w0.pad:
+        return (f"pooling re-padded from {fmt_pair(w0.pad)} to 'same' (pad {fmt_pair(after.pad)}) "
+                "so the branches of a join meet")
     if dense and w0.kernel != (1, 1):
         return (f"pooling {fmt_pair(w0.kernel)} over a x{fmt_pair(m)} denser blob (Caffe pooling "
                 "has no dilation)")
@@ -61,6 +90,8 @@ def inexact_reason(layer: LayerSpec, after: Window | None, made_global: bool,
     reading a blob m times denser, is not the exact conversion; None when it is."""
     if m is None:
         return None
+    if layer.ip is not None:
+        return _head(after, m)
     if layer.conv is not None and not layer.is_deconv:
         return _conv(layer, after, m) if after is not None else None
     if layer.pool is not None:

@@ -9,6 +9,11 @@ Two checks, one per way a join can break:
               undilated pooling over a denser blob is the usual culprit.
 
 Each error names the join, the inputs, and the layer the user can change.
+In the default convention, before the size check, `repad_branches` gives the
+branches of a join whose sizes no longer agree "same" padding (every layer
+whose stride was removed on them), as published Inception backbones do:
+
+    reduction_b_3x3 3x3/2 valid  ->  s1 d4 p4;  reduction_b_pool 3x3/2  ->  3x3/1 p1
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def check_factors(facts, layer: LayerSpec) -> None:
                      f"so they would no longer line up; {hint}")
 
 
-def _names(names: list[str]) -> str:
+def names(names: list[str]) -> str:
     quoted = [f"'{n}'" for n in names]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
@@ -86,7 +91,7 @@ def check_sizes(graph: Graph, windows: dict[int, Window], made_global: set[int],
             and _shrinks(windows.get(l.index, l.window)))
         if not culprits:
             raise
-        raise AtrousError(f"{exc.message}, after conversion: {_names(culprits)} pools a denser "
+        raise AtrousError(f"{exc.message}, after conversion: {names(culprits)} pools a denser "
                           "blob without dilation and so shrinks its map less than the dilated "
                           "layers beside it; convert at a larger output stride",
                           file=exc.file, line=exc.line, layer=exc.layer) from None
@@ -95,3 +100,53 @@ def check_sizes(graph: Graph, windows: dict[int, Window], made_global: set[int],
 def _shrinks(w: Window) -> bool:
     """Less pad than a same-size pooling would need."""
     return any(2 * w.pad[a] < w.kernel[a] - 1 for a in (0, 1))
+
+
+def _same(layer: LayerSpec, w: Window) -> Window | None:
+    """The window with the pad that keeps its input size (None: there is none)."""
+    if w.stride != (1, 1):
+        return None
+    pad = []
+    for a in (0, 1):
+        span = w.dilation[a] * (w.kernel[a] - 1) if layer.conv is not None else w.kernel[a] - 1
+        if span % 2:
+            return None
+        pad.append(span // 2)
+    return w.replace(pad=tuple(pad))
+
+
+def _branch_layers(graph: Graph, join: LayerSpec, removals: dict):
+    """Layers whose stride was removed on some, not all, of the join's branches."""
+    bottoms = graph.bottoms(join)
+    common = set.intersection(*({l.index for l in _upstream(graph, [b])} for b in bottoms))
+    return [l for l in _upstream(graph, bottoms) if l.index in removals and l.index not in common
+            and l.window is not None and not l.is_deconv]
+
+
+def repad_branches(graph: Graph, windows: dict[int, Window], removals: dict, made_global: set[int],
+                   input_shape=None) -> list[tuple[str, dict[int, Window]]]:
+    """While a join's inputs disagree in size, give its branches' unstrided
+    layers "same" padding; `windows` is updated. Returns (join, {index: window})
+    per join re-padded, in order; a clash it cannot fix is left to check_sizes."""
+    done: list[tuple[str, dict[int, Window]]] = []
+    for _ in graph.layers:
+        try:
+            infer_shapes(graph, window_of=lambda l: windows.get(l.index, l.window),
+                         is_global=lambda l: l.index in made_global or l.is_global_pool,
+                         input_shape=input_shape)
+            return done
+        except AtrousError as exc:
+            join = graph.layer(exc.layer) if exc.layer else None
+            if join is None or join.type not in ("Eltwise", "Concat"):
+                return done
+            new = {}
+            for layer in _branch_layers(graph, join, removals):
+                w = windows.get(layer.index, layer.window)
+                same = _same(layer, w)
+                if same is not None and same != w:
+                    new[layer.index] = same
+            if not new:
+                return done
+            windows.update(new)
+            done.append((join.name, dict(sorted(new.items()))))
+    return done

@@ -6,9 +6,12 @@ asks one rule per layer kind (rules.py) what to do:
     Convolution    stride removed; dilation and pad scaled (dilate.py)
     Pooling        stride removed (2x2/2 -> 3x3/1 in the seed convention);
                    a pooling that covered the whole map becomes global
-    InnerProduct   refused when its input would grow (weights would not fit)
+    InnerProduct   refused when its input would grow (weights would not fit);
+                   with --fc-to-conv a Convolution (heads.py)
     RoI pooling    spatial_scale, Python feat_stride, PriorBox step: rescaled
-    Eltwise/Concat refused when inputs arrive with different factors (joins.py)
+    Eltwise/Concat refused when inputs arrive with different factors (joins.py);
+                   branches whose sizes no longer meet are re-padded to "same"
+                   (default convention only)
     Deconvolution, Interp, Crop over a denser blob: named in a warning
 
 then applies multi-grid rates, sizes the result (joins.py) and records what
@@ -24,10 +27,11 @@ from fractions import Fraction
 from ..analysis import strides as st
 from ..analysis.shapes import infer_shapes
 from ..errors import AtrousError, ConversionWarning, UsageError
-from ..formats.netspec import LayerEdit, LayerSpec
+from ..formats.netspec import ConvHead, LayerEdit, LayerSpec
 from ..graph import Graph
 from ..window import Window
 from . import joins, rules
+from .heads import Head
 from .dilate import EXACT, SEED
 from .exactness import inexact_reason
 from .multigrid import apply_grid, grid_rates
@@ -40,6 +44,9 @@ class Options:
     mode: str = SEED
     input_shape: tuple[int, ...] | None = None
     multi_grid: tuple[int, ...] | None = None
+    fc_to_conv: bool = False
+    decimate: tuple[int, int] | None = None      # (taps, channels) of the heads
+    weights_follow: bool = False                 # --weights-out writes the caffemodel
 
 
 @dataclass
@@ -52,12 +59,14 @@ class LayerChange:
     spatial_scale: tuple[float, float] | None = None
     param_str: tuple[str, str] | None = None
     prior_step: dict[str, tuple[float, float]] | None = None
+    head: Head | None = None
     reasons: list[str] = field(default_factory=list)
 
     def edit(self) -> LayerEdit:
         return LayerEdit(
             index=self.layer.index,
-            window=self.after if self.after != self.before else None,
+            window=self.after if self.after != self.before and self.head is None else None,
+            to_conv=ConvHead(self.head.window, self.head.num_output) if self.head else None,
             global_pooling=self.make_global,
             clear_engine=self.clear_engine,
             spatial_scale=self.spatial_scale[1] if self.spatial_scale else None,
@@ -68,7 +77,7 @@ class LayerChange:
     def key(self) -> tuple:
         """What the change does, for comparing the same layer across phases."""
         return (self.after, self.make_global, self.clear_engine, self.spatial_scale,
-                self.param_str, None if self.prior_step is None else sorted(self.prior_step.items()))
+                self.param_str, self.head, None if self.prior_step is None else sorted(self.prior_step.items()))
 
 
 @dataclass
@@ -78,9 +87,14 @@ class Plan:
     inexact: list[ConversionWarning]        # why the new network is not function-preserving
     stride_before: Fraction
     stride_after: Fraction
+    notes: list[str] = field(default_factory=list)   # said, but nothing to warn about
 
     def ordered(self) -> list[LayerChange]:
         return [self.changes[i] for i in sorted(self.changes)]
+
+    def heads(self) -> dict[str, Head]:
+        """Layer name -> the Head of every InnerProduct that became a Convolution."""
+        return {c.layer.name: c.head for c in self.ordered() if c.head is not None}
 
 
 @dataclass
@@ -101,7 +115,9 @@ def _facts(g: Graph, opts: Options) -> rules.Facts:
         removals = st.removals_for_output_stride(g, opts.output_stride)
     s0 = st.cumulative_strides(g)
     facts = rules.Facts(g, opts.mode, s0, st.cumulative_strides(g, removals), removals,
-                        infer_shapes(g, input_shape=opts.input_shape))
+                        infer_shapes(g, input_shape=opts.input_shape),
+                        fc_to_conv=opts.fc_to_conv, decimate=opts.decimate,
+                        weights_follow=opts.weights_follow)
     facts.made_global = {l.index for l in g.layers if rules.covers_whole_map(facts, l)}
     if facts.made_global:
         facts.s1 = st.cumulative_strides(g, removals, facts.made_global)
@@ -114,6 +130,9 @@ def _decide(facts: rules.Facts, layer: LayerSpec) -> rules.Decision | None:
         return rules.feat_stride(facts, layer, factors)
     if layer.type in ("Eltwise", "Concat"):
         joins.check_factors(facts, layer)
+    reach = facts.heads.get(facts.graph.bottoms(layer)[0]) if factors else None
+    if reach is not None:
+        return rules.after_head(facts, layer, reach)
     rule = rules.rule_for(layer)
     if rule is None or not factors or factors[0] is None:
         return None
@@ -121,7 +140,8 @@ def _decide(facts: rules.Facts, layer: LayerSpec) -> rules.Decision | None:
 
 
 def _record(layer: LayerSpec, d: rules.Decision) -> LayerChange:
-    change = LayerChange(layer, before=layer.window, after=d.after or layer.window)
+    after = d.head.window if d.head else (d.after or layer.window)
+    change = LayerChange(layer, before=layer.window, after=after)
     for f in fields(LayerChange):
         if f.name not in ("layer", "before", "after") and hasattr(d, f.name):
             setattr(change, f.name, getattr(d, f.name))
@@ -140,11 +160,15 @@ def _plan_phase(g: Graph, opts: Options) -> _PhasePlan:
         warnings += [ConversionWarning(layer.name, w) for w in d.warnings]
         if d.undilated_pool:
             undilated.add(layer.index)
+        if d.head_out is not None:
+            facts.heads.update((t, d.head_out) for t in g.tops(layer))
         if d.changes:
             changes[layer.index] = _record(layer, d)
     if opts.multi_grid:
         _multi_grid(facts, changes, opts.multi_grid)
     windows = {i: c.after for i, c in changes.items()}
+    if opts.mode == SEED:
+        warnings += _repad(facts, changes, windows, opts.input_shape)
     joins.check_sizes(g, windows, facts.made_global, undilated, opts.input_shape)
     inexact = []
     for layer in g.layers:
@@ -156,6 +180,28 @@ def _plan_phase(g: Graph, opts: Options) -> _PhasePlan:
             inexact.append(ConversionWarning(layer.name, why))
     return _PhasePlan(changes, warnings, inexact, st.output_stride(facts.s0),
                       st.output_stride(facts.s1))
+
+
+def _repad(facts: rules.Facts, changes: dict[int, LayerChange], windows: dict,
+           input_shape) -> list[ConversionWarning]:
+    """Branches whose sizes no longer meet at a join get "same" padding (joins.py)."""
+    g, out = facts.graph, []
+    for join, repadded in joins.repad_branches(g, windows, facts.removals, facts.made_global,
+                                               input_shape):
+        for index, window in repadded.items():
+            layer = _layer(g, index)
+            c = changes.setdefault(index, LayerChange(layer, layer.window, layer.window))
+            c.after = window
+            c.reasons.append(f"'same' padding so the branches of '{join}' meet")
+        names = joins.names([_layer(g, i).name for i in repadded])
+        out.append(ConversionWarning(join, f"its branches no longer met after conversion: "
+                                     f"{names} re-padded to 'same' (as published Inception "
+                                     "backbones do; not exact)"))
+    return out
+
+
+def _layer(g: Graph, index: int) -> LayerSpec:
+    return next(l for l in g.layers if l.index == index)
 
 
 def _multi_grid(facts: rules.Facts, changes: dict[int, LayerChange], grid) -> None:
@@ -212,4 +258,8 @@ def make_plan(graphs: list[Graph], opts: Options) -> Plan:
                 f"output stride {opts.output_stride} is not reachable for this network; reachable: "
                 f"{', '.join(map(str, reach))}", file=g.path)
         plans.append(p)
-    return _merge(plans, graphs)
+    plan = _merge(plans, graphs)
+    if opts.fc_to_conv and not plan.heads():
+        plan.notes.append("--fc-to-conv: no InnerProduct here reads a spatial map; nothing "
+                          "to convert")
+    return plan

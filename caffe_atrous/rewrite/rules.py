@@ -18,6 +18,7 @@ from ..formats.facts import Crop, PriorBox, PythonLayer, RoiPool
 from ..formats.netspec import LayerSpec
 from ..graph import Blob, Graph
 from ..window import Pair, Window, fmt_pair, pool_out
+from . import heads
 from .dilate import EXACT, SEED, dilate_conv, unstride_pool
 
 _FEAT_STRIDE = re.compile(r"""(['"]?feat_stride['"]?\s*:\s*)(\d+)""")
@@ -35,6 +36,10 @@ class Facts:
     removals: dict[int, Pair]
     shapes0: dict
     made_global: set[int] = field(default_factory=set)
+    fc_to_conv: bool = False
+    decimate: Pair | None = None
+    weights_follow: bool = False                 # --weights-out rewrites the caffemodel
+    heads: dict = field(default_factory=dict)    # Blob -> heads.Reach (the plan fills it)
 
     def factor(self, blob: Blob) -> Pair | None:
         """Per-axis factor by which `blob` became denser (None: not spatial)."""
@@ -57,6 +62,8 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     undilated_pool: bool = False       # kernel > 1 over a denser blob (sizes.py looks for these)
+    head: heads.Head | None = None     # an InnerProduct that becomes a Convolution
+    head_out: heads.Reach | None = None   # its tops carry a converted head's output
 
     @property
     def changes(self) -> bool:
@@ -145,13 +152,16 @@ def pooling(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
 
 
 def inner_product(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
-    """A classifier over a map that grows cannot keep its weights: refused.
+    """A classifier over a map that grows cannot keep its weights: refused;
+    with --fc-to-conv it becomes a convolution (heads.py).
 
-        fc6 (InnerProduct on pool5 7x7)  ->  error naming --truncate-after
+        fc6 (InnerProduct on pool5 7x7)  ->  error naming --truncate-after and --fc-to-conv
     """
+    x = facts.graph.bottoms(layer)[0]
+    if facts.fc_to_conv:
+        return head_decision(facts, layer, x, None)
     if m == (1, 1):
         return Decision()
-    x = facts.graph.bottoms(layer)[0]
     before = facts.shapes0.get(x)
     if before is not None and len(before) == 4 and None not in before[2:]:
         grows = (f"grows from {before[2]}x{before[3]} to about "
@@ -160,9 +170,24 @@ def inner_product(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
         grows = (f"becomes x{fmt_pair(m)} denser (give --input-shape to let caffe_atrous check "
                  "whether a pooling before it covers the whole map)")
     raise facts.fail(layer, f"InnerProduct reads '{x.name}', whose spatial size {grows}, so its "
-                     "weights would no longer fit; drop the classifier head with "
-                     "--truncate-after LAYER (the last layer to keep), or convert at a larger "
-                     "output stride")
+                     "weights would no longer fit; make it a convolution with --fc-to-conv, "
+                     "drop the classifier head with --truncate-after LAYER (the last layer to "
+                     "keep), or convert at a larger output stride")
+
+
+def head_decision(facts: Facts, layer: LayerSpec, x: Blob, reach) -> Decision:
+    """An InnerProduct reading a spatial map, or a converted head's output."""
+    head, out, notes = heads.decide_head(facts, layer, x, reach)
+    return Decision(head=head, head_out=out, warnings=notes, reasons=heads.reasons(head))
+
+
+def after_head(facts: Facts, layer: LayerSpec, reach) -> Decision:
+    """A layer reading a converted head's output (heads.follow)."""
+    x = facts.graph.bottoms(layer)[0]
+    if layer.ip is not None:
+        return head_decision(facts, layer, x, reach)
+    passes, warnings = heads.follow(layer)
+    return Decision(warnings=warnings, head_out=reach if passes else None)
 
 
 def deconvolution(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
@@ -270,4 +295,4 @@ def is_proposal(layer: LayerSpec) -> bool:
 
 
 __all__ = ["Facts", "Decision", "SEED", "EXACT", "rule_for", "is_proposal", "feat_stride",
-           "covers_whole_map"]
+           "covers_whole_map", "after_head"]
