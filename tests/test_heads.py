@@ -68,13 +68,22 @@ def test_exact_heads_at_16_dilate_without_pad():
     assert "fc6" not in {w.layer for w in r.plan.inexact}
 
 
-def test_same_pad_of_an_even_kernel_is_named():
-    """AlexNet's fc6 covers 6x6: at its own stride there is no centre."""
-    r = convert(zoo_text("bvlc-alexnet/deploy.prototxt"), output_stride=32, fc_to_conv=True)
-    assert windows(r.text)["fc6"] == Window(kernel=(6, 6), pad=(2, 2))
-    assert any(w.layer == "fc6" and "no centre" in w.message for w in r.warnings)
-    assert windows(convert(zoo_text("bvlc-alexnet/deploy.prototxt"), output_stride=16,
-                           fc_to_conv=True).text)["fc6"] == Window((6, 6), pad=(5, 5), dilation=(2, 2))
+def test_undilated_heads_are_fcn_surgery_in_both_conventions():
+    """At the network's own stride nothing is dilated: fc6 7x7 pad 0, as FCN."""
+    for mode in ("seed", "exact"):
+        r = convert(VGG_TEXT, output_stride=32, mode=mode, fc_to_conv=True)
+        assert windows(r.text)["fc6"] == Window(kernel=(7, 7))
+
+
+def test_same_pad_of_an_even_kernel():
+    """AlexNet's fc6 covers 6x6; with an even dilation its span has a centre, with an
+    odd one it has none and the pad is rounded down (named)."""
+    r = convert(zoo_text("bvlc-alexnet/deploy.prototxt"), output_stride=16, fc_to_conv=True)
+    assert windows(r.text)["fc6"] == Window((6, 6), pad=(5, 5), dilation=(2, 2))
+    assert not any("no centre" in w.message for w in r.warnings)
+    from caffe_atrous.rewrite.heads import _same_pad
+    pad, notes = _same_pad(Window((6, 6), dilation=(3, 1)))
+    assert pad == (7, 2) and len(notes) == 2 and "no centre" in notes[0]
 
 
 def test_head_keeps_name_outputs_bias_and_fillers():

@@ -7,6 +7,7 @@ its input became denser, it computes the same window at every position:
     fc6 InnerProduct 4096 on pool5 7x7x512 (x4 denser)
         ->  Convolution 4096, kernel 7, dilation 4, pad 12 (default: "same")
                                                     pad 0  (--exact: FCN)
+    at the network's own stride (m = 1): kernel 7, pad 0 in both (FCN's net surgery)
     fc7, fc8 InnerProduct after it  ->  Convolution kernel 1
 
 With decimation (s, c), DeepLab-LargeFOV's initialisation: the first head layer
@@ -135,7 +136,7 @@ def decide_head(facts, layer: LayerSpec, x: Blob, reach: Reach | None
     kernel = tuple((k - 1) // taps + 1 for k in kernel0)
     dil = tuple(m[a] * taps if kernel[a] > 1 else 1 for a in (0, 1))
     window, notes = Window(kernel=kernel, dilation=dil), []
-    if facts.mode != EXACT:
+    if facts.mode != EXACT and max(dil) > 1:     # undilated: FCN's net surgery, pad 0
         pad, notes = _same_pad(window)
         window = window.replace(pad=pad)
     head = Head(window, ip.num_output // out_step, kernel0, channels0, ip.num_output,
