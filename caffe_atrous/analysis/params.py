@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-from ..errors import AtrousError
 from ..formats.facts import Affine, ChannelWise
 from ..graph import Graph
 from .shapes import Shapes
@@ -35,10 +34,7 @@ def param_shapes(graph: Graph, shapes: Shapes) -> ParamShapes:
             c = _channels(layer, x)
             if c is None:
                 continue
-            g, n, (kh, kw) = p.group, p.num_output, p.window.kernel
-            if c % g or n % g:
-                raise AtrousError(f"{c} input channels and num_output {n} must both divide by "
-                                  f"group {g}", file=graph.path, line=layer.line, layer=layer.name)
+            g, n, (kh, kw) = p.group, p.num_output, p.window.kernel   # checked in shapes.py
             w = (c, n // g, kh, kw) if layer.is_deconv else (n, c // g, kh, kw)
             blobs = [w] + ([(n,)] if p.bias_term else [])
         elif layer.ip is not None:

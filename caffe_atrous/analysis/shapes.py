@@ -85,14 +85,46 @@ def _reshape(p: Reshape, shape: Shape) -> Shape | None:
 # Each rule below: (layer, input shapes, window, global?) -> top shapes; inputs known
 # where the rule needs them (see _one).
 
+def _check_group(layer: LayerSpec, channels: int | None) -> None:
+    """Caffe's convolution setup: the input channels divide by group."""
+    g = layer.conv.group
+    if channels is not None and channels % g:
+        raise AtrousError(f"convolution_param: group is {g} but the {channels} input channels do "
+                          "not divide by it; Caffe requires both the input channels and "
+                          "num_output to be multiples of group: fix group or the layer before")
+
+
+def _check_fits(layer: LayerSpec, window: Window, size: tuple) -> None:
+    """The (dilated) kernel of a convolution or local pooling fits the padded input."""
+    what = "convolution_param" if layer.conv is not None else "pooling_param"
+    after = " after conversion" if window != layer.window else ""
+    for axis in (0, 1):
+        if size[axis] is None:
+            continue
+        extent = window.effective_kernel(axis) if layer.conv is not None else window.kernel[axis]
+        room = size[axis] + 2 * window.pad[axis]
+        if extent <= room:
+            continue
+        k, d = window.kernel[axis], window.dilation[axis]
+        span = f"kernel_size {k} with dilation {d} spans {extent}" if d != 1 else f"kernel_size is {k}"
+        raise AtrousError(f"{what}: {span}{after}, more than its {'x'.join(map(str, size))} "
+                          f"input with pad {window.pad[axis]} ({room}); Caffe refuses a kernel "
+                          "larger than the padded input: give a larger --input-shape, or a "
+                          + ("smaller kernel" if layer.conv is not None else
+                             "smaller kernel or global_pooling: true"))
+
+
 def _window(layer: LayerSpec, ins: list, window: Window | None, global_pool: bool) -> list:
     n, c, h, w = _spatial(layer, ins[0])
     if layer.conv is not None:
+        _check_group(layer, c)
         f = deconv_out if layer.is_deconv else conv_out
         c = layer.conv.num_output
     elif global_pool:
         return [(n, c, 1, 1)] * len(layer.tops)
-    else:
+    if not layer.is_deconv:
+        _check_fits(layer, window, (h, w))
+    if layer.pool is not None:
         ceil = layer.pool.ceil_mode
         return [(n, c, pool_out(h, window, 0, ceil), pool_out(w, window, 1, ceil))] * len(layer.tops)
     return [(n, c, f(h, window, 0), f(w, window, 1))] * len(layer.tops)
