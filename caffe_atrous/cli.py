@@ -139,7 +139,15 @@ def build_init_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
                    help="input size, where the prototxt gives none")
+    _quiet_verbose(p, "no summary line", "print every layer written, with its blob shapes")
     return p
+
+
+def _quiet_verbose(p: argparse.ArgumentParser, quiet: str, verbose: str) -> None:
+    """-q and -v, as the converter has them (one or the other)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", help=quiet)
+    group.add_argument("-v", "--verbose", action="store_true", help=verbose)
 
 
 def build_verify_parser() -> argparse.ArgumentParser:
@@ -159,14 +167,22 @@ def build_verify_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random input")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest relative error that passes (default 1e-4)")
+    _quiet_verbose(p, "print only the PASS/FAIL line", "also say which files, seed and tolerance "
+                   "were used")
     return p
 
 
 def run_init(args: argparse.Namespace) -> int:
     from .weights import random_weights
     loaded = load_text(read_text(args.net), args.net)
-    n = random_weights(loaded, args.output, seed=args.seed, input_shape=args.input_shape)
-    print(f"init-weights: {n} layers with random weights written to {args.output}", file=sys.stderr)
+    written = random_weights(loaded, args.output, seed=args.seed, input_shape=args.input_shape)
+    if args.verbose:
+        from .analysis.shapes import fmt_shape
+        for name, shapes in written.items():
+            print(f"init-weights: {name}: {', '.join(fmt_shape(s) for s in shapes)}", file=sys.stderr)
+    if not args.quiet:
+        print(f"init-weights: {len(written)} layers with random weights written to {args.output}",
+              file=sys.stderr)
     return 0
 
 
@@ -175,7 +191,11 @@ def run_verify(args: argparse.Namespace) -> int:
     report = verify(args.orig, args.new, args.weights, blob=args.blob,
                     input_shape=args.input_shape, engine=args.engine, seed=args.seed,
                     tolerance=args.tolerance)
-    print("\n".join(report.lines()))
+    lines = report.lines()
+    if args.verbose:
+        lines.insert(0, f"verify: {args.orig} against {args.new} with {args.weights}; input seed "
+                        f"{args.seed}, tolerance {args.tolerance:g}")
+    print("\n".join(lines[-1:] if args.quiet else lines))
     return 0 if report.ok else 1
 
 

@@ -34,7 +34,11 @@ class Loaded:
         return netspec.read_layers(self.net, self.lines, self.path)
 
     def graphs(self):
-        return build_graphs(self.specs(), netspec.declared_inputs(self.net), self.path)
+        try:
+            inputs = netspec.declared_inputs(self.net)
+        except AtrousError as exc:
+            raise exc.located(self.path) from None
+        return build_graphs(self.specs(), inputs, self.path)
 
     def graph(self):
         """The TEST-phase graph (what runs when the network is deployed)."""

@@ -91,10 +91,10 @@ def raise_for(report: WeightsReport, path: str) -> None:
                           f"({few}); is it the caffemodel of this network?", file=path)
 
 
-def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=None) -> int:
+def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=None) -> ParamShapes:
     """Random weights for every layer with parameters: variance-scaled
     convolutions and inner products, BatchNorm statistics that keep activations
-    finite, scales near 1. Returns the number of layers written."""
+    finite, scales near 1. Returns the layers written, with their blob shapes."""
     rng = np.random.default_rng(seed)
     expected = expected_params(loaded, input_shape)
     specs = {s.name: s for s in netspec.read_layers(loaded.net)}
@@ -106,7 +106,7 @@ def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=Non
         for name, shapes in expected.items():
             spec = specs[name]
             w.add(name, spec.type, [caffemodel.encode_blob(a) for a in _init(spec, shapes, rng)])
-    return len(expected)
+    return expected
 
 
 def _has_params(spec: netspec.LayerSpec) -> bool:

@@ -131,3 +131,16 @@ def test_shape_inference_agrees_with_the_engine(tmp_path, path):
                 assert tuple(ours[top]) == theirs[layer.name], (label, layer.name)
                 compared += 1
         assert compared >= len(g.layers) - 2
+
+
+def test_verify_quiet_and_verbose(tmp_path, capsys):
+    weights, conv_out = tmp_path / "w.caffemodel", tmp_path / "os8.prototxt"
+    assert main(["init-weights", str(EXAMPLE), "-o", str(weights), "-q"]) == 0
+    assert main([str(EXAMPLE), "-o", str(conv_out), "--exact", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(EXAMPLE), str(conv_out), str(weights), "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("verify: PASS"), lines
+    assert main(["verify", str(EXAMPLE), str(conv_out), str(weights), "-v"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "input seed 0, tolerance 0.0001" in lines[0] and lines[-1].startswith("verify: PASS")
