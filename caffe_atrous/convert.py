@@ -60,9 +60,10 @@ class Result:
 def read_text(path: str) -> str:
     """A prototxt file's text ('-': standard input), with one-line errors."""
     import sys
-    if path == "-":
-        return sys.stdin.read()
     try:
+        if path == "-":                 # bytes, so that the decoding below is strict here too
+            stream = getattr(sys.stdin, "buffer", None)
+            return stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
         with open(path, encoding="utf-8") as fh:
             return fh.read()
     except FileNotFoundError:
@@ -71,7 +72,8 @@ def read_text(path: str) -> str:
         raise UsageError("is a directory, not a prototxt file", file=path) from None
     except UnicodeDecodeError as exc:
         raise AtrousError(f"not a text file ({exc.reason} at byte {exc.start}); is this a binary "
-                          ".caffemodel rather than a .prototxt?", file=path) from None
+                          ".caffemodel rather than a .prototxt?",
+                          file="<stdin>" if path == "-" else path) from None
     except OSError as exc:
         raise AtrousError(f"cannot read: {exc.strerror}", file=path) from None
 
