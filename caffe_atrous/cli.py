@@ -368,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except MemoryError:
+        _say("error", "out of memory: the network's blobs are too large for this machine")
+        return 1
     except BrokenPipeError:
         return 1
     except Exception as exc:                 # noqa: BLE001 - a bug: say so, on one line

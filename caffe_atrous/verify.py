@@ -188,6 +188,15 @@ def _run_both(runner, nets: list[Loaded], weights_path: str, inputs: dict, blob:
     return outs
 
 
+def _check_weights(loaded: Loaded, weights_path: str) -> None:
+    """The caffemodel must be sound and fit the network before an engine reads it:
+    an engine may abort the whole process on a damaged file."""
+    from .formats.caffemodel import Weights
+    from .weights import check, raise_for
+    with Weights(weights_path) as w:
+        raise_for(check(loaded, w), weights_path)
+
+
 def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = None,
            input_shape: tuple[int, ...] | None = None, engine: str = "auto", seed: int = 0,
            tolerance: float = 1e-4) -> Report:
@@ -196,6 +205,7 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
         raise UsageError("no such file", file=weights_path)
     orig_l = load_text(read_text(orig_path), orig_path)
     new_l = load_text(read_text(new_path), new_path)
+    _check_weights(orig_l, weights_path)
     orig, new = orig_l.graph(), new_l.graph()
     strides0, strides1 = st.cumulative_strides(orig), st.cumulative_strides(new)
     findings = diagnose(orig, new, strides0, strides1)

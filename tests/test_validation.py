@@ -150,3 +150,24 @@ def test_rules_hold_for_legacy_files(tmp_path, capsys):
             'convolution_param { num_output: 4 kernel_size: 3 stride: 0 } }\n')
     line = _error(tmp_path, capsys, text)
     assert "bad.prototxt:3: layer 'c': convolution_param: stride is 0" in line, line
+
+
+def test_output_blob_larger_than_caffe_can_hold(tmp_path, capsys):
+    text = net(_conv_layer("num_output: 2147483647 kernel_size: 3 pad: 1"), size=33)
+    line = _error(tmp_path, capsys, text)
+    _located(line)
+    assert "its output 'c' would be 1x2147483647x33x33, 2338609691583 values: more than the " \
+           "2147483647 a Caffe blob can hold" in line, line
+
+
+def test_parameter_blob_larger_than_caffe_can_hold(tmp_path, capsys):
+    """init-weights (and --weights) size the parameters: a weight blob Caffe cannot hold."""
+    src = tmp_path / "bad.prototxt"
+    src.write_text(net(layer("fc", "InnerProduct", "data",
+                             body="inner_product_param { num_output: 700000 }"), size=33))
+    out = tmp_path / "w.caffemodel"
+    assert main(["init-weights", str(src), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and not out.exists()
+    _located(err[0], name="fc")
+    assert "its parameter blob would be 700000x3267, 2286900000 values" in err[0], err

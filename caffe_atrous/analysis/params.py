@@ -10,7 +10,8 @@ import math
 
 from ..formats.facts import Affine, ChannelWise
 from ..graph import Graph
-from .shapes import Shapes
+from ..errors import AtrousError
+from .shapes import Shapes, blob_limit_text, fits_in_a_blob, fmt_shape
 
 ParamShapes = dict[str, list[tuple[int, ...]]]
 
@@ -64,6 +65,11 @@ def param_shapes(graph: Graph, shapes: Shapes) -> ParamShapes:
                 continue
             shared = p.channel_shared if isinstance(p, ChannelWise) else t == "Normalize"
             blobs = [(1,) if shared else (c,)]
+        for shape in blobs or ():
+            if not fits_in_a_blob(shape):
+                raise AtrousError(f"its parameter blob would be {fmt_shape(shape)}, "
+                                  f"{blob_limit_text(shape)}", file=graph.path, line=layer.line,
+                                  layer=layer.name)
         if blobs:
             out[layer.name] = blobs
     return out

@@ -30,6 +30,20 @@ SCALAR_TOPS = {"SoftmaxWithLoss", "EuclideanLoss", "SigmoidCrossEntropyLoss", "H
                "SmoothL1Loss", "MultiBoxLoss", "SegAccuracy"}
 
 
+INT_MAX = 2**31 - 1          # Caffe's Blob::Reshape: CHECK_LE(count, INT_MAX)
+
+
+def fits_in_a_blob(shape: Shape) -> bool:
+    """Caffe holds at most INT_MAX values in one blob (unknown entries count as 1)."""
+    return math.prod(d for d in shape if d is not None) <= INT_MAX
+
+
+def blob_limit_text(shape: Shape) -> str:
+    n = math.prod(d for d in shape if d is not None)
+    return (f"{n} values: more than the {INT_MAX} a Caffe blob can hold (Caffe aborts with "
+            "\"blob size exceeds INT_MAX\"); check the sizes and num_output")
+
+
 def _known(*shapes) -> bool:
     return all(s is not None for s in shapes)
 
@@ -269,6 +283,10 @@ def infer_shapes(graph: Graph, window_of: Callable[[LayerSpec], Window | None] |
                 raise AtrousError(f"its output '{blob.name}' would be {fmt_shape(s)}: the input is too "
                                   "small for this network; give a larger --input-shape",
                                   file=graph.path, line=layer.line, layer=layer.name)
+            if s is not None and not fits_in_a_blob(s):
+                raise AtrousError(f"its output '{blob.name}' would be {fmt_shape(s)}, "
+                                  f"{blob_limit_text(s)}", file=graph.path, line=layer.line,
+                                  layer=layer.name)
             shapes[blob] = s
     return shapes
 
