@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 from . import __version__
 from .convert import Result, convert_loaded, load_text, read_text, truncate
@@ -224,13 +223,24 @@ def unified_diff(a: str, b: str, from_name: str, to_name: str, context: int = 3)
             yield from ("+" + line for line in bl[b1:b2])
 
 
+def _temporary(path: str) -> tuple[int, str]:
+    """A new file beside `path` (so that the rename stays on one file system), made with
+    the usual permissions, where tempfile's would be private to the owner."""
+    folder, base = os.path.split(os.path.abspath(path))
+    for attempt in range(100):
+        tmp = os.path.join(folder, f".{base}.{os.getpid()}.{attempt}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise AtrousError(f"cannot write here: {exc.strerror}", file=path) from None
+    raise AtrousError("cannot write here: no free temporary name", file=path)
+
+
 def write_atomic(path: str, text: str) -> None:
     """Write text to path via a temporary file in the same folder, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    except OSError as exc:
-        raise AtrousError(f"cannot write here: {exc.strerror}", file=path) from None
+    fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -272,8 +282,10 @@ def _check_weights(args: argparse.Namespace, result: Result) -> str:
 
 def _merge_config(args: argparse.Namespace) -> argparse.Namespace:
     """Fill the options not given on the command line from --config, then defaults."""
-    from .config import load
-    preset = load(args.config) if args.config else {}
+    preset = {}
+    if args.config:
+        from .config import load          # YAML: imported only when a preset is asked for
+        preset = load(args.config)
     for dest, value in preset.items():
         if dest == "description":
             continue

@@ -29,6 +29,7 @@ class Loaded:
     notes: list[ConversionWarning] = field(default_factory=list)
     text: str | None = None           # the user's text, when the output can keep its layout
     source: Net | None = None   # what `text` parses to (before truncation)
+    blocks: list | None = None  # where its layer blocks are in `text` (prototxt.layer_blocks)
 
     def specs(self) -> list[netspec.LayerSpec]:
         return netspec.read_layers(self.net, self.lines, self.path)
@@ -93,7 +94,7 @@ def load_text(text: str, path: str = "<string>") -> Loaded:
             lines = [None] + lines
     if source.legacy:
         return Loaded(net, path, lines, True, notes)
-    return Loaded(net, path, lines, False, notes, text, net)
+    return Loaded(net, path, lines, False, notes, text, net, source.layer_blocks)
 
 
 def truncate(loaded: Loaded, last: str) -> Loaded:
@@ -103,21 +104,26 @@ def truncate(loaded: Loaded, last: str) -> Loaded:
     if index is None:
         raise UsageError(f"--truncate-after {last}: no layer has that name", file=loaded.path)
     return Loaded(netspec.truncate_after(loaded.net, index), loaded.path,
-                  loaded.lines[: index + 1], loaded.legacy, loaded.notes, loaded.text, loaded.source)
+                  loaded.lines[: index + 1], loaded.legacy, loaded.notes, loaded.text, loaded.source,
+                  loaded.blocks)
 
 
 def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result:
     """Convert; the text keeps the user's layout (comments, field order) unless
     `layout` is False or the input was V1, when it is the canonical form."""
     plan = make_plan(loaded.graphs(), opts)
-    new_net = netspec.apply_edits(loaded.net, [c.edit() for c in plan.ordered()])
+    try:
+        new_net = netspec.apply_edits(loaded.net, [c.edit() for c in plan.ordered()])
+    except AtrousError as exc:
+        lines = {s.name: s.line for g in loaded.graphs() for s in g.layers}
+        raise exc.located(loaded.path, lines.get(exc.layer)) from None
     if netspec.layer_signature(loaded.net) != netspec.layer_signature(new_net):
         raise AtrousError("internal check failed: the converted layers differ from the input's; "
                           "please report this with the input file")
     text = None
     if layout and loaded.text is not None:
         try:       # the patched text is parsed again there and must equal new_net
-            text = textpatch.patch(loaded.text, loaded.source, new_net)
+            text = textpatch.patch(loaded.text, loaded.source, new_net, loaded.blocks)
         except textpatch.NotPatchable:
             text = None
     if text is None:

@@ -171,3 +171,12 @@ def test_parameter_blob_larger_than_caffe_can_hold(tmp_path, capsys):
     assert len(err) == 1 and not out.exists()
     _located(err[0], name="fc")
     assert "its parameter blob would be 700000x3267, 2286900000 values" in err[0], err
+
+
+def test_converted_value_larger_than_its_field(tmp_path, capsys):
+    """Sizes unknown (no input shape), so only the written value can be checked."""
+    text = ('input: "data"\n' + conv("c1", "data", s=2) + conv("c2", "c1", s=2)
+            + conv("c3", "c2", k=3, p=2000000000))
+    line = _error(tmp_path, capsys, text, "--output-stride", "1", "--exact")
+    assert "bad.prototxt:4: layer 'c3': pad would become 8000000000 after conversion, more than " \
+           "its field holds (4294967295)" in line, line

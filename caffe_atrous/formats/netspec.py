@@ -158,8 +158,19 @@ def declared_inputs(net) -> list[tuple[str, tuple[int, ...] | None]]:
 
 # ----------------------------------------------------------------- writing --
 
+UINT32_MAX = 2**32 - 1        # stride, pad, dilation, kernel are uint32 in every caffe.proto
+
+
+def _fits(name: str, value: Pair) -> None:
+    big = max(value)
+    if big > UINT32_MAX:
+        raise AtrousError(f"{name} would become {big} after conversion, more than its field holds "
+                          f"({UINT32_MAX}); check the values this layer's pad and dilation grew from")
+
+
 def _set_repeated(p, name: str, value: Pair, keep_absent_if: int) -> None:
     """Write a per-axis value into a repeated field (one value when axes agree)."""
+    _fits(name, value)
     present = len(getattr(p, name)) > 0
     del getattr(p, name)[:]
     if value[0] == value[1]:
@@ -172,6 +183,7 @@ def _set_repeated(p, name: str, value: Pair, keep_absent_if: int) -> None:
 def _set_axes(p, name: str, value: Pair, default: int, repeated: bool) -> None:
     """Write value into `name` or `name_h`/`name_w`, whichever form p uses."""
     h, w = f"{name}_h", f"{name}_w"
+    _fits(name, value)
     if has(p, h) or has(p, w):
         setattr(p, h, value[0])
         setattr(p, w, value[1])
@@ -210,28 +222,36 @@ def apply_edits(net, edits: list[LayerEdit]):
     out.CopyFrom(net)
     for e in edits:
         layer = out.layer[e.index]
-        if e.window is not None:
-            if has(layer, "convolution_param") or layer.type in ("Convolution", "Deconvolution"):
-                _write_conv(layer.convolution_param, e.window)
-            else:
-                _write_pool(layer.pooling_param, e.window)
-        if e.global_pooling:
-            p = layer.pooling_param
-            for f in ("kernel_size", "kernel_h", "kernel_w", "stride", "stride_h", "stride_w",
-                      "pad", "pad_h", "pad_w"):
-                p.ClearField(f)
-            p.global_pooling = True
-        if e.clear_engine:
-            layer.convolution_param.ClearField("engine")
-        if e.spatial_scale is not None:
-            pname = "psroi_pooling_param" if has(layer, "psroi_pooling_param") else "roi_pooling_param"
-            getattr(layer, pname).spatial_scale = e.spatial_scale
-        if e.param_str is not None:
-            layer.python_param.param_str = e.param_str
-        if e.prior_step:
-            for k, v in e.prior_step.items():
-                setattr(layer.prior_box_param, k, v)
+        try:
+            _apply(layer, e)
+        except AtrousError as exc:
+            raise AtrousError(exc.message, layer=layer.name) from None
     return out
+
+
+def _apply(layer, e: LayerEdit) -> None:
+    """Write one edit into its layer."""
+    if e.window is not None:
+        if has(layer, "convolution_param") or layer.type in ("Convolution", "Deconvolution"):
+            _write_conv(layer.convolution_param, e.window)
+        else:
+            _write_pool(layer.pooling_param, e.window)
+    if e.global_pooling:
+        p = layer.pooling_param
+        for f in ("kernel_size", "kernel_h", "kernel_w", "stride", "stride_h", "stride_w",
+                  "pad", "pad_h", "pad_w"):
+            p.ClearField(f)
+        p.global_pooling = True
+    if e.clear_engine:
+        layer.convolution_param.ClearField("engine")
+    if e.spatial_scale is not None:
+        pname = "psroi_pooling_param" if has(layer, "psroi_pooling_param") else "roi_pooling_param"
+        getattr(layer, pname).spatial_scale = e.spatial_scale
+    if e.param_str is not None:
+        layer.python_param.param_str = e.param_str
+    if e.prior_step:
+        for k, v in e.prior_step.items():
+            setattr(layer.prior_box_param, k, v)
 
 
 def net_name(net) -> str:

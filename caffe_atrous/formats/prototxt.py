@@ -36,6 +36,7 @@ class Source:
     text: str
     legacy: bool = False                 # V1 `layers` file
     layer_lines: list[int] = field(default_factory=list)
+    layer_blocks: list[tuple[int, int, int]] = field(default_factory=list)   # see layer_blocks
 
 
 def layer_blocks(text: str) -> list[tuple[int, int, int]]:
@@ -103,13 +104,15 @@ def parse(text: str, path: str = "<string>", schema: Schema | None = None) -> tu
     if net.layer and net.layers:
         raise AtrousError("the file mixes V2 `layer` and V1 `layers` blocks; Caffe refuses such "
                           "files: use one kind", file=path)
-    lines = [b[0] for b in layer_blocks(text)]
+    blocks = layer_blocks(text)
+    lines = [b[0] for b in blocks]
     for i, v1 in enumerate(net.layers):
         if v1.HasField("layer"):
             raise AtrousError("the file is in the V0 format (`layers { layer { ... } }`); upgrade it "
                               "with Caffe's upgrade_net_proto_text first",
                               file=path, line=lines[i] if i < len(lines) else None)
-    return net, Source(path=path, text=text, legacy=bool(net.layers), layer_lines=lines)
+    return net, Source(path=path, text=text, legacy=bool(net.layers), layer_lines=lines,
+                       layer_blocks=blocks)
 
 
 def to_text(net) -> str:

@@ -24,10 +24,11 @@ from google.protobuf import descriptor, text_format
 
 # Whitespace and comments, then one token: an identifier or a number word (the two
 # word forms of text_format's tokenizer), a string literal without escapes, any
-# other single character, or (empty) the end of the text. The end alternative
-# keeps the regex from backtracking into a trailing comment.
+# other single character, or (empty) the end of the text. Since one of these always
+# matches after the whitespace, the regex never backtracks into it (nor into a
+# trailing comment).
 _TOKENS = re.compile(r"""
-    (?:\s|\#[^\n]*)*
+    (?:\s+|\#[^\n]*)*
     ( [a-zA-Z_][0-9a-zA-Z_+-]*
     | (?:[0-9+-]|\.[0-9])[0-9a-zA-Z_.+-]*
     | "[^"\n\\]*" | '[^'\n\\]*'

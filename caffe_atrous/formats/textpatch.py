@@ -220,12 +220,12 @@ def _layer_edits(text: str, span: tuple[int, int, int], old_layer, new_layer, ed
         _patch_message(text, params[0].block, old_p, new_p, edits)
 
 
-def patch(text: str, before, after) -> str:
+def patch(text: str, before, after, spans: list[tuple[int, int, int]] | None = None) -> str:
     """The original text with `after`'s differences from `before` written in.
     `after` may keep only the first layers of `before` (--truncate-after).
     Only the layer blocks that change are read field by field; the result is
-    parsed again and must equal `after`."""
-    spans = layer_blocks(text)
+    parsed again and must equal `after`. `spans`: layer_blocks(text), when known."""
+    spans = layer_blocks(text) if spans is None else spans
     if len(spans) != len(before.layer):
         raise NotPatchable("layer blocks not found")
     edits: list[tuple[int, int, str]] = []
