@@ -279,11 +279,12 @@ def infer_shapes(graph: Graph, window_of: Callable[[LayerSpec], Window | None] |
             outs = [tuple(input_shape)] + list(outs[1:])
             first_input = False
         for blob, s in zip(graph.tops(layer), outs):
-            if s is not None and any(d is not None and d <= 0 for d in s):
+            known = [d for d in s if d is not None] if s is not None else ()
+            if known and min(known) <= 0:
                 raise AtrousError(f"its output '{blob.name}' would be {fmt_shape(s)}: the input is too "
                                   "small for this network; give a larger --input-shape",
                                   file=graph.path, line=layer.line, layer=layer.name)
-            if s is not None and not fits_in_a_blob(s):
+            if known and math.prod(known) > INT_MAX:
                 raise AtrousError(f"its output '{blob.name}' would be {fmt_shape(s)}, "
                                   f"{blob_limit_text(s)}", file=graph.path, line=layer.line,
                                   layer=layer.name)

@@ -11,7 +11,7 @@ themselves, so a network parsed with a fork's schema (--proto) works the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import AtrousError
 from ..window import Pair, Window
@@ -40,37 +40,25 @@ class LayerSpec:
     line: int | None = None
     params: facts.LayerParams | None = None
 
-    @property
-    def conv(self) -> facts.Conv | None:
-        """Convolution or deconvolution parameters."""
-        return self.params if isinstance(self.params, facts.Conv) else None
+    # Typed views of `params`, set once (they are read in every analysis loop).
+    conv: facts.Conv | None = field(init=False, repr=False, compare=False)   # (de)convolution
+    pool: facts.Pool | None = field(init=False, repr=False, compare=False)
+    ip: facts.InnerProduct | None = field(init=False, repr=False, compare=False)
+    resize: facts.Resize | None = field(init=False, repr=False, compare=False)
+    # Sliding-window geometry of a convolution, deconvolution or local pooling.
+    window: Window | None = field(init=False, repr=False, compare=False)
+    is_deconv: bool = field(init=False, repr=False, compare=False)
+    is_global_pool: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def is_deconv(self) -> bool:
-        return self.conv is not None and self.conv.deconv
-
-    @property
-    def pool(self) -> facts.Pool | None:
-        return self.params if isinstance(self.params, facts.Pool) else None
-
-    @property
-    def is_global_pool(self) -> bool:
-        return self.pool is not None and self.pool.is_global
-
-    @property
-    def ip(self) -> facts.InnerProduct | None:
-        return self.params if isinstance(self.params, facts.InnerProduct) else None
-
-    @property
-    def resize(self) -> facts.Resize | None:
-        return self.params if isinstance(self.params, facts.Resize) else None
-
-    @property
-    def window(self) -> Window | None:
-        """Sliding-window geometry of a convolution, deconvolution or local pooling."""
-        if self.conv is not None:
-            return self.conv.window
-        return self.pool.window if self.pool is not None else None
+    def __post_init__(self) -> None:
+        p = self.params
+        self.conv = p if isinstance(p, facts.Conv) else None
+        self.pool = p if isinstance(p, facts.Pool) else None
+        self.ip = p if isinstance(p, facts.InnerProduct) else None
+        self.resize = p if isinstance(p, facts.Resize) else None
+        self.window = p.window if self.conv is not None or self.pool is not None else None
+        self.is_deconv = self.conv is not None and self.conv.deconv
+        self.is_global_pool = self.pool is not None and self.pool.is_global
 
 
 @dataclass

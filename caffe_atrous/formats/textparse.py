@@ -73,7 +73,8 @@ def _bool(token: str) -> bool:
 
 
 def _string(token: str) -> str:
-    if len(token) < 2 or token[0] not in "\"'" or token[-1] != token[0]:
+    quote = token[0]
+    if (quote != '"' and quote != "'") or len(token) < 2 or token[-1] != quote:
         raise Unsupported(token)
     value = token[1:-1]
     if not value.isascii():

@@ -13,8 +13,8 @@ shows just the fields that changed:
     }                              dilation: 2
                                  }
 
-The result is parsed again and must equal the converted NetParameter; if the
-text uses a form this module does not edit (a `[1, 2]` list, a parameter
+Each rewritten layer block is parsed again and must equal its converted layer
+(see `patch`); if the text uses a form this module does not edit (a `[1, 2]` list, a parameter
 block written twice), `patch` raises NotPatchable and the caller writes the
 canonical form instead.
 """
@@ -220,38 +220,61 @@ def _layer_edits(text: str, span: tuple[int, int, int], old_layer, new_layer, ed
         _patch_message(text, params[0].block, old_p, new_p, edits)
 
 
-def patch(text: str, before, after, spans: list[tuple[int, int, int]] | None = None) -> str:
-    """The original text with `after`'s differences from `before` written in.
-    `after` may keep only the first layers of `before` (--truncate-after).
-    Only the layer blocks that change are read field by field; the result is
-    parsed again and must equal `after`. `spans`: layer_blocks(text), when known."""
-    spans = layer_blocks(text) if spans is None else spans
-    if len(spans) != len(before.layer):
-        raise NotPatchable("layer blocks not found")
-    edits: list[tuple[int, int, str]] = []
-    for i, new_layer in enumerate(after.layer):
-        if before.layer[i] != new_layer:
-            _layer_edits(text, spans[i], before.layer[i], new_layer, edits)
-    cut = len(text)
-    if len(after.layer) < len(before.layer):
-        nl = text.find("\n", spans[len(after.layer) - 1][2])
-        cut = len(text) if nl < 0 else nl + 1
-    pieces, pos = [], 0
-    for start, end, value in sorted(set(e for e in edits if e[0] < cut)):
-        if start < pos:             # an insertion after a field that was removed:
+def _apply(text: str, start: int, end: int, edits: list) -> str:
+    """text[start:end] with the edits (absolute positions inside it) written in."""
+    pieces, pos = [], start
+    for a, b, value in sorted(set(edits)):
+        if a < pos:                 # an insertion after a field that was removed:
             sep = next((x for x in ("\r\n", "\n", " ") if value.startswith(x)), None)
-            if start != end or sep is None:
+            if a != b or sep is None:
                 raise NotPatchable("overlapping edits")
             pieces.append(value[len(sep):] + sep)   # it takes the removed field's place
             continue
-        pieces += [text[pos:start], value]
-        pos = end
-    out = "".join(pieces) + text[pos:cut]
-    check = type(after)()
+        pieces += [text[pos:a], value]
+        pos = b
+    return "".join(pieces) + text[pos:end]
+
+
+def _parses_to(text: str, expected) -> None:
+    check = type(expected)()
     try:
-        textparse.merge(out, check)
+        textparse.merge(text, check)
     except text_format.ParseError as exc:
         raise NotPatchable(f"patched text does not parse: {exc}") from None
-    if check != after:
+    if check != expected:
         raise NotPatchable("patched text differs from the conversion")
+
+
+def patch(text: str, before, after, spans: list[tuple[int, int, int]] | None = None) -> str:
+    """The original text with `after`'s differences from `before` written in.
+    `after` may keep only the first layers of `before` (--truncate-after).
+    `spans`: layer_blocks(text), when the caller has it.
+
+    Only the layer blocks that change are read field by field and rewritten;
+    every other byte is copied. Each rewritten block is parsed again and must
+    be exactly its layer of `after`: since the blocks are top-level fields of a
+    text that parsed, the whole output then parses to `after`. A truncated
+    output is parsed again whole."""
+    spans = layer_blocks(text) if spans is None else spans
+    if len(spans) != len(before.layer):
+        raise NotPatchable("layer blocks not found")
+    keep = len(after.layer)
+    pieces, pos = [], 0
+    for i, new_layer in enumerate(after.layer):
+        if before.layer[i] == new_layer:
+            continue
+        edits: list[tuple[int, int, str]] = []
+        _line, start, end = spans[i]
+        _layer_edits(text, spans[i], before.layer[i], new_layer, edits)
+        block = _apply(text, start, end, edits)
+        expected = type(after)()
+        expected.layer.add().CopyFrom(new_layer)
+        _parses_to(block, expected)
+        pieces += [text[pos:start], block]
+        pos = end
+    if keep == len(before.layer):
+        return "".join(pieces) + text[pos:]
+    nl = text.find("\n", spans[keep - 1][2])
+    out = "".join(pieces) + text[pos:len(text) if nl < 0 else nl + 1]
+    _parses_to(out, after)
     return out

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 from ..analysis import strides as st
 from ..analysis.shapes import infer_shapes
@@ -77,8 +76,8 @@ class Plan:
     changes: dict[int, LayerChange]
     warnings: list[ConversionWarning]
     inexact: list[ConversionWarning]        # why the new network is not function-preserving
-    stride_before: Fraction
-    stride_after: Fraction
+    stride_before: st.Number       # int, or a Fraction below 1
+    stride_after: st.Number
 
     def ordered(self) -> list[LayerChange]:
         return [self.changes[i] for i in sorted(self.changes)]
@@ -118,10 +117,9 @@ class _PhasePlanner:
         self.s0 = st.cumulative_strides(g)
         if opts.from_layer is not None:
             start = g.layer(opts.from_layer)
-            self.removals = st.removals_from_layer(g, start.index) if start else {}
+            self.removals, self.s1 = st.from_layer(g, start.index) if start else ({}, self.s0)
         else:
-            self.removals = st.removals_for_output_stride(g, opts.output_stride)
-        self.s1 = st.cumulative_strides(g, self.removals)
+            self.removals, self.s1 = st.for_output_stride(g, opts.output_stride)
         self.shapes0 = infer_shapes(g, input_shape=opts.input_shape)
         self.made_global = self._heads()
         if self.made_global:
@@ -415,7 +413,7 @@ def make_plan(graphs: list[Graph], opts: Options) -> Plan:
     changes: dict[int, LayerChange] = {}
     warnings: list[ConversionWarning] = []
     inexact: list[ConversionWarning] = []
-    before = after = Fraction(1)
+    before = after = 1
     for g in graphs:
         p = _PhasePlanner(g, opts)
         p.run()
