@@ -92,7 +92,12 @@ def _rule_matches(rule, phase: str, state) -> bool:
     return True
 
 
+_ALL_PHASES = frozenset(PHASES)
+
+
 def _phases(layer, state) -> frozenset[str]:
+    if not layer.include and not layer.exclude:
+        return _ALL_PHASES
     if layer.include and layer.exclude:
         raise AtrousError("a layer may have include rules or exclude rules, not both",
                           layer=layer.name)

@@ -104,7 +104,10 @@ def enum_name(msg, field: str) -> str:
 def has(msg, field: str) -> bool:
     """True when `msg` has `field` set; False also when its schema has no such field
     (a fork's schema may lack fields the built-in one has)."""
-    return field in msg.DESCRIPTOR.fields_by_name and msg.HasField(field)
+    try:
+        return msg.HasField(field)
+    except ValueError:            # not a field of this schema (or a repeated one)
+        return False
 
 
 def get(msg, field: str, default=None):

@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 
 from google.protobuf import text_format
+from google.protobuf.descriptor import FieldDescriptor
 
 from . import textparse
 from .prototxt import layer_blocks
@@ -126,11 +127,17 @@ def _quote(value: str) -> str:
     return f'"{body}"'
 
 
+_INTEGERS = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
+             FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64}
+
+
 def _formatted(msg, name: str, values: list) -> list[str]:
     """Each value as text_format writes it (strings with minimal escapes)."""
     fd = msg.DESCRIPTOR.fields_by_name[name]
     if fd.type == fd.TYPE_STRING:
         return [_quote(v) for v in values]
+    if fd.type in _INTEGERS:
+        return [str(v) for v in values]
     tmp = type(msg)()
     if fd.is_repeated:
         getattr(tmp, name).extend(values)
