@@ -393,5 +393,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def run() -> None:
+    """The script's and `python -m caffe_atrous`'s entry point: main(), then exit
+    without the interpreter's teardown, which spends tens of milliseconds freeing
+    a large network's objects after the output is written and closed (about a
+    tenth of a conversion's time). Every file is closed by then; the standard
+    streams are flushed here. CAFFE_ATROUS_DEBUG=1 exits the usual way."""
+    code = main()
+    if os.environ.get("CAFFE_ATROUS_DEBUG"):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:                          # a closed pipe: what a normal exit reports too
+        code = code or 1
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()
