@@ -14,6 +14,7 @@ import sys
 from . import __version__
 from .convert import Result, convert_loaded, load_text, read_text, truncate
 from .errors import AtrousError, UsageError
+from .files import same_file, unified_diff, write_atomic
 from .rewrite.dilate import EXACT, SEED
 from .rewrite.plan import Options
 from .analysis.strides import fmt_stride
@@ -205,65 +206,6 @@ def _say(kind: str, text: str) -> None:
     print(f"{PROG}: {kind}: {text}", file=sys.stderr)
 
 
-def unified_diff(a: str, b: str, from_name: str, to_name: str, context: int = 3):
-    """difflib's unified diff without its 'popular line' heuristic, which in a
-    prototxt (thousands of `stride: 1` lines) would pair the wrong lines."""
-    import difflib
-    al, bl = a.splitlines(True), b.splitlines(True)
-    matcher = difflib.SequenceMatcher(None, al, bl, autojunk=False)
-    yield f"--- {from_name}\n+++ {to_name}\n"
-    for group in matcher.get_grouped_opcodes(context):
-        i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
-        yield f"@@ -{i1 + 1},{i2 - i1} +{j1 + 1},{j2 - j1} @@\n"
-        for tag, a1, a2, b1, b2 in group:
-            if tag == "equal":
-                yield from (" " + line for line in al[a1:a2])
-                continue
-            yield from ("-" + line for line in al[a1:a2])
-            yield from ("+" + line for line in bl[b1:b2])
-
-
-def _temporary(path: str) -> tuple[int, str]:
-    """A new file beside `path` (so that the rename stays on one file system), made with
-    the usual permissions, where tempfile's would be private to the owner."""
-    folder, base = os.path.split(os.path.abspath(path))
-    for attempt in range(100):
-        tmp = os.path.join(folder, f".{base}.{os.getpid()}.{attempt}.tmp")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise AtrousError(f"cannot write here: {exc.strerror}", file=path) from None
-    raise AtrousError("cannot write here: no free temporary name", file=path)
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write text to path via a temporary file in the same folder, then rename."""
-    fd, tmp = _temporary(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise AtrousError(f"cannot write: {exc.strerror}", file=path) from None
-
-
-def _same_file(a: str, b: str) -> bool:
-    if a == "-" or b == "-":
-        return False
-    if os.path.abspath(a) == os.path.abspath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _check_weights(args: argparse.Namespace, result: Result) -> str:
     """Check (and with --weights-out, rewrite) the caffemodel for the converted net."""
     from .convert import Loaded
@@ -274,7 +216,7 @@ def _check_weights(args: argparse.Namespace, result: Result) -> str:
         report = check(converted, w, args.input_shape)
         raise_for(report, args.weights)
         if args.weights_out and not args.check:
-            if _same_file(args.weights, args.weights_out):
+            if same_file(args.weights, args.weights_out):
                 raise UsageError("--weights-out is the input caffemodel; choose another file")
             write_converted(converted.net, w, args.weights_out)
     return report.line()
@@ -303,7 +245,7 @@ def _merge_config(args: argparse.Namespace) -> argparse.Namespace:
 
 def run_convert(args: argparse.Namespace) -> int:
     args = _merge_config(args)
-    if _same_file(args.input, args.output):
+    if same_file(args.input, args.output):
         raise UsageError("OUT is the input file; caffe_atrous never overwrites its input: "
                          "choose another -o", file=args.output)
     path = "<stdin>" if args.input == "-" else args.input

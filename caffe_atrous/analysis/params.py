@@ -22,6 +22,16 @@ def _channels(layer, shape, axis: int = 1) -> int | None:
     return shape[axis]
 
 
+def _held(blobs: list[tuple[int, ...]], graph: Graph, layer) -> list[tuple[int, ...]]:
+    """The blobs, each of which Caffe must be able to hold."""
+    for shape in blobs:
+        if not fits_in_a_blob(shape):
+            raise AtrousError(f"its parameter blob would be {fmt_shape(shape)}, "
+                              f"{blob_limit_text(shape)}", file=graph.path, line=layer.line,
+                              layer=layer.name)
+    return blobs
+
+
 def param_shapes(graph: Graph, shapes: Shapes) -> ParamShapes:
     """Layer name -> the shapes of its parameter blobs (only layers that have
     some). A shape that cannot be known (unknown input size) is left out."""
@@ -65,11 +75,6 @@ def param_shapes(graph: Graph, shapes: Shapes) -> ParamShapes:
                 continue
             shared = p.channel_shared if isinstance(p, ChannelWise) else t == "Normalize"
             blobs = [(1,) if shared else (c,)]
-        for shape in blobs or ():
-            if not fits_in_a_blob(shape):
-                raise AtrousError(f"its parameter blob would be {fmt_shape(shape)}, "
-                                  f"{blob_limit_text(shape)}", file=graph.path, line=layer.line,
-                                  layer=layer.name)
         if blobs:
-            out[layer.name] = blobs
+            out[layer.name] = _held(blobs, graph, layer)
     return out

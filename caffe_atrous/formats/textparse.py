@@ -73,7 +73,7 @@ def _bool(token: str) -> bool:
 
 
 def _string(token: str) -> str:
-    quote = token[0]
+    quote = token[:1]
     if (quote != '"' and quote != "'") or len(token) < 2 or token[-1] != quote:
         raise Unsupported(token)
     value = token[1:-1]
@@ -134,12 +134,28 @@ def _table(desc) -> dict:
     return table
 
 
+_CLOSE = {"{": "}", "<": ">"}
+
+
+def _submessage(msg, name: str, repeated: bool):
+    """The message a `name { ... }` block fills: a new element, or the field itself
+    (once: text_format refuses a singular field set twice)."""
+    if repeated:
+        return getattr(msg, name).add()
+    if msg.HasField(name):
+        raise Unsupported(name)
+    sub = getattr(msg, name)
+    sub.SetInParent()
+    return sub
+
+
 def read(text: str, message) -> None:
     """Fill the empty `message` from text; raise Unsupported where text_format must decide."""
     tokens = _TOKENS.findall(text)
     while tokens and not tokens[-1]:
         tokens.pop()
     n = len(tokens)
+    tokens += ["", "", ""]              # past the end: refused below, no bounds checks
     stack: list = []
     msg, table, end = message, _table(message.DESCRIPTOR), None
     i = 0
@@ -153,30 +169,24 @@ def read(text: str, message) -> None:
             if entry is None:
                 raise Unsupported(name)
             kind, repeated, convert = entry
-            token = tokens[i] if i < n else ""
+            token = tokens[i]
             if kind == _MESSAGE:
                 if token == ":":
                     i += 1
-                    token = tokens[i] if i < n else ""
-                close = "}" if token == "{" else ">" if token == "<" else None
+                    token = tokens[i]
+                close = _CLOSE.get(token)
                 if close is None or len(stack) >= MAX_DEPTH:
                     raise Unsupported(token)
-                i += 1
-                if repeated:
-                    sub = getattr(msg, name).add()
-                elif msg.HasField(name):
-                    raise Unsupported(name)
-                else:
-                    sub = getattr(msg, name)
-                    sub.SetInParent()
                 stack.append((msg, table, end))
-                msg, table, end = sub, _table(sub.DESCRIPTOR), close
+                msg = _submessage(msg, name, repeated)
+                table, end = _table(msg.DESCRIPTOR), close
+                i += 1
                 continue
-            if token != ":" or i + 1 >= n:
+            if token != ":":
                 raise Unsupported(token)
             value = convert(tokens[i + 1])
             i += 2
-            if kind == _STRING and i < n and tokens[i][0] in "\"'":
+            if kind == _STRING and tokens[i][:1] in ("'", '"'):
                 raise Unsupported("adjacent strings")
             if repeated:
                 getattr(msg, name).append(value)
@@ -184,7 +194,7 @@ def read(text: str, message) -> None:
                 raise Unsupported(name)
             else:
                 setattr(msg, name, value)
-        if i < n and (tokens[i] == "," or tokens[i] == ";"):
+        if tokens[i] == "," or tokens[i] == ";":
             i += 1
     if end is not None:
         raise Unsupported("the text ends inside a block")
