@@ -12,7 +12,7 @@ import os
 import sys
 
 from . import __version__
-from .convert import Result, convert_loaded, load_text, read_text, truncate
+from .convert import convert_loaded, load_text, read_text, truncate
 from .errors import AtrousError, UsageError
 from .files import same_file, unified_diff, write_atomic
 from .rewrite.dilate import EXACT, SEED
@@ -144,10 +144,10 @@ def build_init_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_verbose(p: argparse.ArgumentParser, quiet: str, verbose: str) -> None:
-    """-q and -v, as the converter has them (one or the other)."""
+    """-q or -v, as the converter has them."""
     group = p.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", help=quiet)
-    group.add_argument("-v", "--verbose", action="store_true", help=verbose)
+    for flag, text in (("quiet", quiet), ("verbose", verbose)):
+        group.add_argument(f"-{flag[0]}", f"--{flag}", action="store_true", help=text)
 
 
 def build_verify_parser() -> argparse.ArgumentParser:
@@ -206,22 +206,6 @@ def _say(kind: str, text: str) -> None:
     print(f"{PROG}: {kind}: {text}", file=sys.stderr)
 
 
-def _check_weights(args: argparse.Namespace, result: Result) -> str:
-    """Check (and with --weights-out, rewrite) the caffemodel for the converted net."""
-    from .convert import Loaded
-    from .formats.caffemodel import Weights, write_converted
-    from .weights import check, raise_for
-    converted = Loaded(result.net, args.output, result.loaded.lines, False)
-    with Weights(args.weights) as w:
-        report = check(converted, w, args.input_shape)
-        raise_for(report, args.weights)
-        if args.weights_out and not args.check:
-            if same_file(args.weights, args.weights_out):
-                raise UsageError("--weights-out is the input caffemodel; choose another file")
-            write_converted(converted.net, w, args.weights_out)
-    return report.line()
-
-
 def _merge_config(args: argparse.Namespace) -> argparse.Namespace:
     """Fill the options not given on the command line from --config, then defaults."""
     preset = {}
@@ -261,7 +245,9 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.weights_out and not args.weights:
         raise UsageError("--weights-out needs --weights IN.caffemodel")
     if args.weights:
-        weights_line = _check_weights(args, result)
+        from .weights import for_converted
+        weights_line = for_converted(result, args.output, args.weights,
+                                     None if args.check else args.weights_out, args.input_shape)
     if args.check:
         try:
             with open(args.output, encoding="utf-8") as fh:
@@ -336,11 +322,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The script's and `python -m caffe_atrous`'s entry point: main(), then exit
-    without the interpreter's teardown, which spends tens of milliseconds freeing
-    a large network's objects after the output is written and closed (about a
-    tenth of a conversion's time). Every file is closed by then; the standard
-    streams are flushed here. CAFFE_ATROUS_DEBUG=1 exits the usual way."""
+    """Entry point of the script and of `python -m`: main(), then exit without the
+    interpreter's teardown (a tenth of a conversion's time, spent freeing objects
+    after every file is closed). CAFFE_ATROUS_DEBUG=1 exits the usual way."""
     code = main()
     if os.environ.get("CAFFE_ATROUS_DEBUG"):
         sys.exit(code)

@@ -14,8 +14,9 @@ import numpy as np
 
 from .analysis.params import ParamShapes, param_shapes
 from .analysis.shapes import fmt_shape, infer_shapes
-from .convert import Loaded
-from .errors import AtrousError
+from .convert import Loaded, Result
+from .errors import AtrousError, UsageError
+from .files import same_file
 from .formats import caffemodel, netspec
 
 
@@ -89,6 +90,21 @@ def raise_for(report: WeightsReport, path: str) -> None:
                               "the caffemodel of another network", file=path)
         raise AtrousError(f"{len(report.missing)} layer(s) with parameters have no weights in it "
                           f"({few}); is it the caffemodel of this network?", file=path)
+
+
+def for_converted(result: Result, out_name: str, weights_path: str, weights_out: str | None,
+                  input_shape=None) -> str:
+    """Check that the caffemodel fits the converted network (and with `weights_out`,
+    write the converted network's caffemodel); the summary line."""
+    converted = Loaded(result.net, out_name, result.loaded.lines, False)
+    with caffemodel.Weights(weights_path) as w:
+        report = check(converted, w, input_shape)
+        raise_for(report, weights_path)
+        if weights_out:
+            if same_file(weights_path, weights_out):
+                raise UsageError("--weights-out is the input caffemodel; choose another file")
+            caffemodel.write_converted(converted.net, w, weights_out)
+    return report.line()
 
 
 def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=None) -> ParamShapes:
