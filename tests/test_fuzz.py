@@ -126,7 +126,7 @@ def test_mutated_prototxts(tmp_path, capsys, bases):
                            {"out.prototxt", "report.json", "w.caffemodel"})
     print(f"prototxt cases: {sum(outcomes.values())}, exit codes {outcomes}")
     assert not problems, "\n".join(problems[:20])
-    if not ONLY:     # the mutations must not be so harsh that nothing converts, nor so mild
+    if not ONLY and fuzzing.CASES >= 1000:   # mutations neither so harsh that nothing
         assert outcomes[0] > fuzzing.CASES // 10 and outcomes[1] > fuzzing.CASES // 10, outcomes
 
 
@@ -181,5 +181,5 @@ def test_damaged_caffemodels(tmp_path, capsys, weight_bases):
                            {"out.prototxt", "out.caffemodel"})
     print(f"caffemodel cases: {sum(outcomes.values())}, exit codes {outcomes}")
     assert not problems, "\n".join(problems[:20])
-    if not ONLY:
+    if not ONLY and fuzzing.WEIGHT_CASES >= 1000:     # converts, nor so mild that all do
         assert outcomes[0] > fuzzing.WEIGHT_CASES // 10 and outcomes[1] > fuzzing.WEIGHT_CASES // 10
