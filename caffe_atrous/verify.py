@@ -232,6 +232,10 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     x = np.random.default_rng(seed).standard_normal(input_shape).astype(np.float32)
     runner = runners.get(engine)
     out0, out1 = _run_both(runner, [orig_l, new_l], weights_path, {image.name: x}, blob, writer)
+    if not np.isfinite(out0).all():
+        raise AtrousError(f"the original network's '{blob}' is not finite (NaN or inf) with these "
+                          "weights, so there is nothing to compare: does the caffemodel hold NaN or "
+                          "inf values?", file=weights_path)
 
     sampled = out1[:, :, ::m[0], ::m[1]]
     rows, cols = min(out0.shape[2], sampled.shape[2]), min(out0.shape[3], sampled.shape[3])
@@ -247,7 +251,8 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
                          "--input-shape (of the form 32k+1)")
     a = out0[:, :, :rows, :cols].astype(np.float64)
     b = sampled[:, :, :rows, :cols].astype(np.float64)
-    max_abs = float(np.max(np.abs(a - b)))
+    with np.errstate(invalid="ignore", over="ignore"):   # a non-finite output fails below
+        max_abs = float(np.max(np.abs(a - b)))
     scale = float(np.max(np.abs(a)))
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf)
     compared_index = max((l.index for l in orig.layers if l.name == writer), default=-1)
