@@ -122,7 +122,7 @@ def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result
                           "please report this with the input file")
     text = None
     if layout and loaded.text is not None:
-        try:       # the patched text is parsed again there and must equal new_net
+        try:       # the rewritten layer blocks are parsed again there and must equal new_net's
             text = textpatch.patch(loaded.text, loaded.source, new_net, loaded.blocks)
         except textpatch.NotPatchable:
             text = None

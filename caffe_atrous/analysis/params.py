@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 
+from ..errors import AtrousError
 from ..formats.facts import Affine, ChannelWise
 from ..graph import Graph
-from ..errors import AtrousError
 from .shapes import Shapes, blob_limit_text, fits_in_a_blob, fmt_shape
 
 ParamShapes = dict[str, list[tuple[int, ...]]]
