@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: all install test demo proto bench clean
+.PHONY: all install test fuzz demo proto bench clean
 
 all: test
 
@@ -27,6 +27,13 @@ test: $(STAMP)
 deps:
 	bash scripts/report-deps.sh
 
+# More fuzz cases than the suite's 5000 prototxt / 1000 caffemodel ones:
+# `make fuzz N=50000 SEED=3` (caffemodel cases: N/5).
+N    ?= 20000
+SEED ?= 0
+fuzz: $(STAMP)
+	CAFFE_ATROUS_FUZZ_N=$(N) CAFFE_ATROUS_FUZZ_SEED=$(SEED) $(BIN)/python -m pytest -q tests/test_fuzz.py
+
 # Convert the bundled example network (its stage 4 is the seed document's example),
 # then prove the exact conversion in OpenCV with random weights.
 DEMO := demo/out
@@ -48,9 +55,11 @@ proto: $(STAMP)
 clean:
 	rm -rf $(VENV) demo/out .pytest_cache
 
-# Weights check of a ~230 MB caffemodel against a full protobuf parse, and --weights-out
-# against cp of the same file (needs ../shared/zoo).
+# The command line on ResNet-152 against Caffe's C++ upgrade_net_proto_text (from `make caffe`;
+# a bare protobuf import where that build is absent), the weights check of a ~230 MB caffemodel
+# against a full protobuf parse, and --weights-out against cp (all need ../shared/zoo).
 bench: $(STAMP)
+	$(BIN)/python bench/cli_speed.py
 	$(BIN)/python bench/weights_check.py
 	$(BIN)/python bench/report_html.py
 

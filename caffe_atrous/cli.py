@@ -12,9 +12,10 @@ import os
 import sys
 
 from . import __version__
-from .atomic import write_text
-from .convert import Result, convert_loaded, load_text, read_text, truncate
+from .convert import convert_loaded, load_text, read_text, truncate
 from .errors import AtrousError, UsageError
+from .atomic import write_text
+from .files import same_file, unified_diff
 from .rewrite.dilate import EXACT, SEED
 from .rewrite.plan import Options
 from .analysis.strides import fmt_stride
@@ -179,7 +180,15 @@ def build_init_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
                    help="input size, where the prototxt gives none")
     _add_proto(p)
+    _quiet_verbose(p, "no summary line", "print every layer written, with its blob shapes")
     return p
+
+
+def _quiet_verbose(p: argparse.ArgumentParser, quiet: str, verbose: str) -> None:
+    """-q or -v, as the converter has them."""
+    group = p.add_mutually_exclusive_group()
+    for flag, text in (("quiet", quiet), ("verbose", verbose)):
+        group.add_argument(f"-{flag[0]}", f"--{flag}", action="store_true", help=text)
 
 
 def build_verify_parser() -> argparse.ArgumentParser:
@@ -203,15 +212,22 @@ def build_verify_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest relative error that passes (default 1e-4)")
     _add_proto(p)
+    _quiet_verbose(p, "print only the PASS/FAIL line", "also say which files, seed and tolerance "
+                   "were used")
     return p
 
 
 def run_init(args: argparse.Namespace) -> int:
     from .weights import random_weights
-    schema = _schema(args.proto)
-    loaded = load_text(read_text(args.net), args.net, schema)
-    n = random_weights(loaded, args.output, seed=args.seed, input_shape=args.input_shape)
-    print(f"init-weights: {n} layers with random weights written to {args.output}", file=sys.stderr)
+    loaded = load_text(read_text(args.net), args.net, _schema(args.proto))
+    written = random_weights(loaded, args.output, seed=args.seed, input_shape=args.input_shape)
+    if args.verbose:
+        from .analysis.shapes import fmt_shape
+        for name, shapes in written.items():
+            print(f"init-weights: {name}: {', '.join(fmt_shape(s) for s in shapes)}", file=sys.stderr)
+    if not args.quiet:
+        print(f"init-weights: {len(written)} layers with random weights written to {args.output}",
+              file=sys.stderr)
     return 0
 
 
@@ -220,7 +236,11 @@ def run_verify(args: argparse.Namespace) -> int:
     report = verify(args.orig, args.new, args.weights, blob=args.blob, new_weights=args.new_weights,
                     input_shape=args.input_shape, engine=args.engine, seed=args.seed,
                     tolerance=args.tolerance, schema=_schema(args.proto))
-    print("\n".join(report.lines()))
+    lines = report.lines()
+    if args.verbose:
+        lines.insert(0, f"verify: {args.orig} against {args.new} with {args.weights}; input seed "
+                        f"{args.seed}, tolerance {args.tolerance:g}")
+    print("\n".join(lines[-1:] if args.quiet else lines))
     return 0 if report.ok else 1
 
 
@@ -231,59 +251,12 @@ def _say(kind: str, text: str) -> None:
     print(f"{PROG}: {kind}: {text}", file=sys.stderr)
 
 
-def unified_diff(a: str, b: str, from_name: str, to_name: str, context: int = 3):
-    """difflib's unified diff without its 'popular line' heuristic, which in a
-    prototxt (thousands of `stride: 1` lines) would pair the wrong lines."""
-    import difflib
-    al, bl = a.splitlines(True), b.splitlines(True)
-    matcher = difflib.SequenceMatcher(None, al, bl, autojunk=False)
-    yield f"--- {from_name}\n+++ {to_name}\n"
-    for group in matcher.get_grouped_opcodes(context):
-        i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
-        yield f"@@ -{i1 + 1},{i2 - i1} +{j1 + 1},{j2 - j1} @@\n"
-        for tag, a1, a2, b1, b2 in group:
-            if tag == "equal":
-                yield from (" " + line for line in al[a1:a2])
-                continue
-            yield from ("-" + line for line in al[a1:a2])
-            yield from ("+" + line for line in bl[b1:b2])
-
-
-def _same_file(a: str, b: str) -> bool:
-    if a == "-" or b == "-":
-        return False
-    if os.path.abspath(a) == os.path.abspath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _check_weights(args: argparse.Namespace, result: Result) -> str:
-    """Check (and with --weights-out, rewrite) the caffemodel for the converted net."""
-    from .convert import Loaded
-    from .formats.caffemodel import Weights
-    from .formats.weights_out import write_converted
-    from .weights import check, head_blobs, raise_for
-    converted = Loaded(result.net, args.output, result.loaded.lines, False,
-                       schema=result.loaded.schema)
-    with Weights(args.weights) as w:
-        heads = result.plan.heads()
-        report = check(converted, w, args.input_shape, stored={n: h.stored_shapes()
-                                                               for n, h in heads.items()})
-        raise_for(report, args.weights)
-        if args.weights_out and not args.check:
-            if _same_file(args.weights, args.weights_out):
-                raise UsageError("--weights-out is the input caffemodel; choose another file")
-            write_converted(converted.net, w, args.weights_out, replace=head_blobs(w, heads))
-    return report.line()
-
-
 def _merge_config(args: argparse.Namespace) -> argparse.Namespace:
     """Fill the options not given on the command line from --config, then defaults."""
-    from .config import load
-    preset = load(args.config) if args.config else {}
+    preset = {}
+    if args.config:
+        from .config import load          # YAML: imported only when a preset is asked for
+        preset = load(args.config)
     for dest, value in preset.items():
         if dest == "description":
             continue
@@ -302,7 +275,7 @@ def _merge_config(args: argparse.Namespace) -> argparse.Namespace:
 
 def run_convert(args: argparse.Namespace) -> int:
     args = _merge_config(args)
-    if _same_file(args.input, args.output):
+    if same_file(args.input, args.output):
         raise UsageError("OUT is the input file; caffe_atrous never overwrites its input: "
                          "choose another -o", file=args.output)
     path = "<stdin>" if args.input == "-" else args.input
@@ -323,7 +296,9 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.weights_out and not args.weights:
         raise UsageError("--weights-out needs --weights IN.caffemodel")
     if args.weights:
-        weights_line = _check_weights(args, result)
+        from .weights import for_converted
+        weights_line = for_converted(result, args.output, args.weights,
+                                     None if args.check else args.weights_out, args.input_shape)
     if args.check:
         try:
             with open(args.output, encoding="utf-8") as fh:
@@ -391,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except MemoryError:
+        _say("error", "out of memory: the network's blobs are too large for this machine")
+        return 1
     except BrokenPipeError:
         return 1
     except Exception as exc:                 # noqa: BLE001 - a bug: say so, on one line
@@ -401,5 +379,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def run() -> None:
+    """Entry point of the script and of `python -m`: main(), then exit without the
+    interpreter's teardown (a tenth of a conversion's time, spent freeing objects
+    after every file is closed). CAFFE_ATROUS_DEBUG=1 exits the usual way."""
+    code = main()
+    if os.environ.get("CAFFE_ATROUS_DEBUG"):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:                          # a closed pipe: what a normal exit reports too
+        code = code or 1
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

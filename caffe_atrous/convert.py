@@ -31,12 +31,17 @@ class Loaded:
     text: str | None = None           # the user's text, when the output can keep its layout
     source: Net | None = None   # what `text` parses to (before truncation)
     schema: Schema | None = None      # the schema `net` was read with (None: the built-in one)
+    blocks: list | None = None  # where its layer blocks are in `text` (prototxt.layer_blocks)
 
     def specs(self) -> list[netspec.LayerSpec]:
         return netspec.read_layers(self.net, self.lines, self.path)
 
     def graphs(self):
-        return build_graphs(self.specs(), netspec.declared_inputs(self.net), self.path)
+        try:
+            inputs = netspec.declared_inputs(self.net)
+        except AtrousError as exc:
+            raise exc.located(self.path) from None
+        return build_graphs(self.specs(), inputs, self.path)
 
     def graph(self):
         """The TEST-phase graph (what runs when the network is deployed)."""
@@ -58,9 +63,10 @@ class Result:
 def read_text(path: str) -> str:
     """A prototxt file's text ('-': standard input), with one-line errors."""
     import sys
-    if path == "-":
-        return sys.stdin.read()
     try:
+        if path == "-":                 # bytes, so that the decoding below is strict here too
+            stream = getattr(sys.stdin, "buffer", None)
+            return stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
         with open(path, encoding="utf-8") as fh:
             return fh.read()
     except FileNotFoundError:
@@ -69,7 +75,8 @@ def read_text(path: str) -> str:
         raise UsageError("is a directory, not a prototxt file", file=path) from None
     except UnicodeDecodeError as exc:
         raise AtrousError(f"not a text file ({exc.reason} at byte {exc.start}); is this a binary "
-                          ".caffemodel rather than a .prototxt?", file=path) from None
+                          ".caffemodel rather than a .prototxt?",
+                          file="<stdin>" if path == "-" else path) from None
     except OSError as exc:
         raise AtrousError(f"cannot read: {exc.strerror}", file=path) from None
 
@@ -90,7 +97,7 @@ def load_text(text: str, path: str = "<string>", schema: Schema | None = None) -
             lines = [None] + lines
     if source.legacy:
         return Loaded(net, path, lines, True, notes, schema=schema)
-    return Loaded(net, path, lines, False, notes, text, net, schema)
+    return Loaded(net, path, lines, False, notes, text, net, schema, source.layer_blocks)
 
 
 def truncate(loaded: Loaded, last: str) -> Loaded:
@@ -101,14 +108,18 @@ def truncate(loaded: Loaded, last: str) -> Loaded:
         raise UsageError(f"--truncate-after {last}: no layer has that name", file=loaded.path)
     return Loaded(netspec.truncate_after(loaded.net, index), loaded.path,
                   loaded.lines[: index + 1], loaded.legacy, loaded.notes, loaded.text, loaded.source,
-                  loaded.schema)
+                  loaded.schema, loaded.blocks)
 
 
 def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result:
     """Convert; the text keeps the user's layout (comments, field order) unless
     `layout` is False or the input was V1, when it is the canonical form."""
     plan = make_plan(loaded.graphs(), opts)
-    new_net = netspec.apply_edits(loaded.net, [c.edit() for c in plan.ordered()])
+    try:
+        new_net = netspec.apply_edits(loaded.net, [c.edit() for c in plan.ordered()])
+    except AtrousError as exc:
+        lines = {s.name: s.line for g in loaded.graphs() for s in g.layers}
+        raise exc.located(loaded.path, lines.get(exc.layer)) from None
     heads = {c.layer.index for c in plan.ordered() if c.head is not None}
     expected = [(n, "Convolution" if i in heads else t)
                 for i, (n, t) in enumerate(netspec.layer_signature(loaded.net))]
@@ -117,8 +128,8 @@ def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result
                           "please report this with the input file")
     text = None
     if layout and loaded.text is not None:
-        try:       # the patched text is parsed again there and must equal new_net
-            text = textpatch.patch(loaded.text, loaded.source, new_net)
+        try:       # the rewritten layer blocks are parsed again there and must equal new_net's
+            text = textpatch.patch(loaded.text, loaded.source, new_net, loaded.blocks)
         except textpatch.NotPatchable:
             text = None
     if text is None:

@@ -7,7 +7,7 @@ line and exits without a traceback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class AtrousError(Exception):
@@ -58,8 +58,7 @@ class UsageError(AtrousError):
         super().__init__(message, **kw)
 
 
-@dataclass(frozen=True)
-class ConversionWarning:
+class ConversionWarning(NamedTuple):
     """Something the conversion did or could not do exactly, tied to a layer."""
 
     layer: str | None

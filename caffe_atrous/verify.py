@@ -172,6 +172,15 @@ def _run_both(runner, nets: list[Loaded], weights: list[str], inputs: dict, blob
     return outs
 
 
+def _check_weights(loaded: Loaded, weights_path: str) -> None:
+    """The caffemodel must be sound and fit the network before an engine reads it:
+    an engine may abort the whole process on a damaged file."""
+    from .formats.caffemodel import Weights
+    from .weights import check, raise_for
+    with Weights(weights_path) as w:
+        raise_for(check(loaded, w), weights_path)
+
+
 def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = None,
            input_shape: tuple[int, ...] | None = None, engine: str = "auto", seed: int = 0,
            tolerance: float = 1e-4, new_weights: str | None = None, schema=None) -> Report:
@@ -185,6 +194,7 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
             raise UsageError("no such file", file=path)
     orig_l = load_text(read_text(orig_path), orig_path, schema)
     new_l = load_text(read_text(new_path), new_path, schema)
+    _check_weights(orig_l, weights_path)
     orig_names, new_names = netspec.layer_names(orig_l.net), netspec.layer_names(new_l.net)
     if new_names and len(new_names) < len(orig_names) and orig_names[:len(new_names)] == new_names:
         orig_l = truncate(orig_l, new_names[-1])        # NEW was made with --truncate-after
@@ -215,6 +225,10 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     runner = runners.get(engine)
     out0, out1 = _run_both(runner, [orig_l, new_l], [weights_path, new_weights], {image.name: x},
                            blob, writer)
+    if not np.isfinite(out0).all():
+        raise AtrousError(f"the original network's '{blob}' is not finite (NaN or inf) with these "
+                          "weights, so there is nothing to compare: does the caffemodel hold NaN or "
+                          "inf values?", file=weights_path)
 
     sampled = out1[:, :, ::m[0], ::m[1]]
     rows, cols = min(out0.shape[2], sampled.shape[2]), min(out0.shape[3], sampled.shape[3])
@@ -232,7 +246,8 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
                          "--input-shape (of the form 32k+1)")
     a = out0[:, :, :rows, :cols].astype(np.float64)
     b = sampled[:, :, :rows, :cols].astype(np.float64)
-    max_abs = float(np.max(np.abs(a - b)))
+    with np.errstate(invalid="ignore", over="ignore"):   # a non-finite output fails below
+        max_abs = float(np.max(np.abs(a - b)))
     scale = float(np.max(np.abs(a)))
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf)
     compared_index = max((l.index for l in orig.layers if l.name == writer), default=-1)

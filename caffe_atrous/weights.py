@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from .analysis.params import ParamShapes, param_shapes
 from .analysis.shapes import fmt_shape, infer_shapes
-from .convert import Loaded
-from .errors import AtrousError
+from .convert import Loaded, Result
+from .errors import AtrousError, UsageError
+from .files import same_file
 from .formats import caffemodel, netspec
 
 
@@ -111,10 +112,29 @@ def raise_for(report: WeightsReport, path: str) -> None:
                           f"({few}); is it the caffemodel of this network?", file=path)
 
 
-def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=None) -> int:
+def for_converted(result: Result, out_name: str, weights_path: str, weights_out: str | None,
+                  input_shape=None) -> str:
+    """Check that the caffemodel fits the converted network (and with `weights_out`,
+    write the converted network's caffemodel); the summary line."""
+    from .formats.weights_out import write_converted
+    converted = Loaded(result.net, out_name, result.loaded.lines, False,
+                       schema=result.loaded.schema)
+    heads = result.plan.heads()                 # classifiers made convolutions (--fc-to-conv)
+    with caffemodel.Weights(weights_path) as w:
+        report = check(converted, w, input_shape,
+                       stored={n: h.stored_shapes() for n, h in heads.items()})
+        raise_for(report, weights_path)
+        if weights_out:
+            if same_file(weights_path, weights_out):
+                raise UsageError("--weights-out is the input caffemodel; choose another file")
+            write_converted(converted.net, w, weights_out, replace=head_blobs(w, heads))
+    return report.line()
+
+
+def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=None) -> ParamShapes:
     """Random weights for every layer with parameters: variance-scaled
     convolutions and inner products, BatchNorm statistics that keep activations
-    finite, scales near 1. Returns the number of layers written."""
+    finite, scales near 1. Returns the layers written, with their blob shapes."""
     import numpy as np                      # here: checking weights does not need it
     rng = np.random.default_rng(seed)
     expected = expected_params(loaded, input_shape)
@@ -127,7 +147,7 @@ def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=Non
         for name, shapes in expected.items():
             spec = specs[name]
             w.add(name, spec.type, [caffemodel.encode_blob(a) for a in _init(spec, shapes, rng)])
-    return len(expected)
+    return expected
 
 
 def _has_params(spec: netspec.LayerSpec) -> bool:

@@ -7,7 +7,7 @@ Everything here is plain arithmetic: no protobuf, no graph.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 Pair = tuple[int, int]
 
@@ -17,8 +17,7 @@ def fmt_pair(p) -> str:
     return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
 
 
-@dataclass(frozen=True)
-class Window:
+class Window(NamedTuple):
     kernel: Pair
     stride: Pair = (1, 1)
     pad: Pair = (0, 0)
@@ -29,7 +28,7 @@ class Window:
         return (self.kernel[axis] - 1) * self.dilation[axis] + 1
 
     def replace(self, **kw) -> "Window":
-        return replace(self, **kw)
+        return self._replace(**kw)
 
     def describe(self) -> str:
         """Compact text for tables: k3x3 s2 p1 d1 (single numbers when axes agree)."""

@@ -14,7 +14,7 @@ LAYERS = [
     {"graph"},
     {"analysis"},
     {"rewrite"},
-    {"convert", "config"},
+    {"convert", "config", "files"},
     {"weights", "runners", "report", "report_html"},
     {"verify"},
     {"cli", "__main__"},

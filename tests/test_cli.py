@@ -171,3 +171,15 @@ def test_a_bug_is_one_line_too(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert one_line_error(err).startswith("caffe_atrous: error: internal error (RuntimeError: boom)")
     assert not (tmp_path / "o").exists()
+
+
+def test_init_weights_quiet_and_verbose(tmp_path, capsys):
+    out = tmp_path / "w.caffemodel"
+    assert main(["init-weights", str(EXAMPLE), "-o", str(out), "-q"]) == 0
+    assert capsys.readouterr().err == "" and out.stat().st_size > 0
+    assert main(["init-weights", str(EXAMPLE), "-o", str(out), "-v"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "init-weights: conv1: 16x3x3x3" and "init-weights: conv1_bn: 16, 16, 1" in err
+    assert err[-1].startswith("init-weights: ") and "layers with random weights written" in err[-1]
+    assert main(["init-weights", str(EXAMPLE), "-o", str(out), "-q", "-v"]) == 2
+

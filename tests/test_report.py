@@ -57,3 +57,16 @@ def test_report_without_input_size(tmp_path, capsys):
     src.write_text(text.replace('input_param { shape { dim: 1 dim: 3 dim: 0 dim: 0 } }', ''))
     assert main([str(src), "-o", str(tmp_path / "o"), "--report", "--truncate-after", "conv5_1/relu"]) == 0
     assert "input size unknown" in capsys.readouterr().err
+
+
+def test_a_windowed_layer_without_bottoms(tmp_path):
+    """A convolution that reads nothing starts a map of its own (found by fuzzing: the
+    receptive field looked up its first bottom and raised IndexError)."""
+    from conftest import conv, net
+    text = net(conv("c1", "data", s=2), conv("c2", "c1", s=2)).replace(' bottom: "c1"', "", 1)
+    src = tmp_path / "n.prototxt"
+    src.write_text(text)
+    r = report(tmp_path, src, "--output-stride", "2", "--report")
+    stages = {s["stage"]: (s["layers"], s["receptive_field"]) for s in r["stages"]}
+    # c2 is a source of its own: stride 1, receptive field 1, like the input
+    assert stages == {"stride 1": (2, [1, 1]), "stride 2": (1, [3, 3])}, r["stages"]

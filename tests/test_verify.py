@@ -149,3 +149,31 @@ def test_the_2x2_to_3x3_pooling_note_reaches_verify(tmp_path):
                               "stride 1 instead)"}
     assert any("inexact by construction (before the compared blob): layer 'pool3'" in line
                for line in report.lines())
+def test_verify_quiet_and_verbose(tmp_path, capsys):
+    weights, conv_out = tmp_path / "w.caffemodel", tmp_path / "os8.prototxt"
+    assert main(["init-weights", str(EXAMPLE), "-o", str(weights), "-q"]) == 0
+    assert main([str(EXAMPLE), "-o", str(conv_out), "--exact", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(EXAMPLE), str(conv_out), str(weights), "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("verify: PASS"), lines
+    assert main(["verify", str(EXAMPLE), str(conv_out), str(weights), "-v"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "input seed 0, tolerance 0.0001" in lines[0] and lines[-1].startswith("verify: PASS")
+
+
+def test_weights_that_make_the_output_not_finite(tmp_path, capsys):
+    """Found by fuzzing: NaN weights gave a misleading FAIL and a numpy warning."""
+    from caffe_atrous.formats import caffemodel
+    from caffe_atrous.weights import expected_params
+    weights, new = tmp_path / "nan.caffemodel", tmp_path / "os8.prototxt"
+    assert main([str(EXAMPLE), "-o", str(new), "--exact", "-q"]) == 0
+    loaded = load_text(EXAMPLE.read_text(), str(EXAMPLE))
+    with caffemodel.Writer(str(weights), "nan") as w:
+        for name, shapes in expected_params(loaded).items():
+            w.add(name, "", [caffemodel.encode_blob(np.full(s, np.nan, "f4")) for s in shapes])
+    capsys.readouterr()
+    assert main(["verify", str(EXAMPLE), str(new), str(weights)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "nan.caffemodel: the original network's 'conv5_1' is not finite (NaN or inf)" in err

@@ -75,7 +75,7 @@ def receptive_fields(graph: Graph, strides=None) -> dict[int, int | None]:
                 rf[id(blob)] = None
                 continue
             grow = 0
-            if layer.window is not None and not layer.is_deconv:
+            if layer.window is not None and not layer.is_deconv and bottoms:   # a source has none
                 s = strides.get(bottoms[0])
                 if s is not None:
                     grow = (layer.window.effective_kernel(0) - 1) * s[0]

@@ -11,7 +11,7 @@ import math
 from ..errors import AtrousError
 from ..formats.facts import Affine, ChannelWise
 from ..graph import Graph
-from .shapes import Shapes
+from .shapes import Shapes, blob_limit_text, fits_in_a_blob, fmt_shape
 
 ParamShapes = dict[str, list[tuple[int, ...]]]
 
@@ -20,6 +20,16 @@ def _channels(layer, shape, axis: int = 1) -> int | None:
     if shape is None or len(shape) <= axis:
         return None
     return shape[axis]
+
+
+def _held(blobs: list[tuple[int, ...]], graph: Graph, layer) -> list[tuple[int, ...]]:
+    """The blobs, each of which Caffe must be able to hold."""
+    for shape in blobs:
+        if not fits_in_a_blob(shape):
+            raise AtrousError(f"its parameter blob would be {fmt_shape(shape)}, "
+                              f"{blob_limit_text(shape)}", file=graph.path, line=layer.line,
+                              layer=layer.name)
+    return blobs
 
 
 def param_shapes(graph: Graph, shapes: Shapes) -> ParamShapes:
@@ -35,10 +45,7 @@ def param_shapes(graph: Graph, shapes: Shapes) -> ParamShapes:
             c = _channels(layer, x)
             if c is None:
                 continue
-            g, n, (kh, kw) = p.group, p.num_output, p.window.kernel
-            if c % g or n % g:
-                raise AtrousError(f"{c} input channels and num_output {n} must both divide by "
-                                  f"group {g}", file=graph.path, line=layer.line, layer=layer.name)
+            g, n, (kh, kw) = p.group, p.num_output, p.window.kernel   # checked in shapes.py
             w = (c, n // g, kh, kw) if layer.is_deconv else (n, c // g, kh, kw)
             blobs = [w] + ([(n,)] if p.bias_term else [])
         elif layer.ip is not None:
@@ -69,5 +76,5 @@ def param_shapes(graph: Graph, shapes: Shapes) -> ParamShapes:
             shared = p.channel_shared if isinstance(p, ChannelWise) else t == "Normalize"
             blobs = [(1,) if shared else (c,)]
         if blobs:
-            out[layer.name] = blobs
+            out[layer.name] = _held(blobs, graph, layer)
     return out

@@ -30,6 +30,20 @@ SCALAR_TOPS = {"SoftmaxWithLoss", "EuclideanLoss", "SigmoidCrossEntropyLoss", "H
                "SmoothL1Loss", "MultiBoxLoss", "SegAccuracy"}
 
 
+INT_MAX = 2**31 - 1          # Caffe's Blob::Reshape: CHECK_LE(count, INT_MAX)
+
+
+def fits_in_a_blob(shape: Shape) -> bool:
+    """Caffe holds at most INT_MAX values in one blob (unknown entries count as 1)."""
+    return math.prod(d for d in shape if d is not None) <= INT_MAX
+
+
+def blob_limit_text(shape: Shape) -> str:
+    n = math.prod(d for d in shape if d is not None)
+    return (f"{n} values: more than the {INT_MAX} a Caffe blob can hold (Caffe aborts with "
+            "\"blob size exceeds INT_MAX\"); check the sizes and num_output")
+
+
 def _known(*shapes) -> bool:
     return all(s is not None for s in shapes)
 
@@ -85,14 +99,46 @@ def _reshape(p: Reshape, shape: Shape) -> Shape | None:
 # Each rule below: (layer, input shapes, window, global?) -> top shapes; inputs known
 # where the rule needs them (see _one).
 
+def _check_group(layer: LayerSpec, channels: int | None) -> None:
+    """Caffe's convolution setup: the input channels divide by group."""
+    g = layer.conv.group
+    if channels is not None and channels % g:
+        raise AtrousError(f"convolution_param: group is {g} but the {channels} input channels do "
+                          "not divide by it; Caffe requires both the input channels and "
+                          "num_output to be multiples of group: fix group or the layer before")
+
+
+def _check_fits(layer: LayerSpec, window: Window, size: tuple) -> None:
+    """The (dilated) kernel of a convolution or local pooling fits the padded input."""
+    what = "convolution_param" if layer.conv is not None else "pooling_param"
+    after = " after conversion" if window != layer.window else ""
+    for axis in (0, 1):
+        if size[axis] is None:
+            continue
+        extent = window.effective_kernel(axis) if layer.conv is not None else window.kernel[axis]
+        room = size[axis] + 2 * window.pad[axis]
+        if extent <= room:
+            continue
+        k, d = window.kernel[axis], window.dilation[axis]
+        span = f"kernel_size {k} with dilation {d} spans {extent}" if d != 1 else f"kernel_size is {k}"
+        raise AtrousError(f"{what}: {span}{after}, more than its {'x'.join(map(str, size))} "
+                          f"input with pad {window.pad[axis]} ({room}); Caffe refuses a kernel "
+                          "larger than the padded input: give a larger --input-shape, or a "
+                          + ("smaller kernel" if layer.conv is not None else
+                             "smaller kernel or global_pooling: true"))
+
+
 def _window(layer: LayerSpec, ins: list, window: Window | None, global_pool: bool) -> list:
     n, c, h, w = _spatial(layer, ins[0])
     if layer.conv is not None:
+        _check_group(layer, c)
         f = deconv_out if layer.is_deconv else conv_out
         c = layer.conv.num_output
     elif global_pool:
         return [(n, c, 1, 1)] * len(layer.tops)
-    else:
+    if not layer.is_deconv:
+        _check_fits(layer, window, (h, w))
+    if layer.pool is not None:
         ceil = layer.pool.ceil_mode
         return [(n, c, pool_out(h, window, 0, ceil), pool_out(w, window, 1, ceil))] * len(layer.tops)
     return [(n, c, f(h, window, 0), f(w, window, 1))] * len(layer.tops)
@@ -233,10 +279,15 @@ def infer_shapes(graph: Graph, window_of: Callable[[LayerSpec], Window | None] |
             outs = [tuple(input_shape)] + list(outs[1:])
             first_input = False
         for blob, s in zip(graph.tops(layer), outs):
-            if s is not None and any(d is not None and d <= 0 for d in s):
+            known = [d for d in s if d is not None] if s is not None else ()
+            if known and min(known) <= 0:
                 raise AtrousError(f"its output '{blob.name}' would be {fmt_shape(s)}: the input is too "
                                   "small for this network; give a larger --input-shape",
                                   file=graph.path, line=layer.line, layer=layer.name)
+            if known and math.prod(known) > INT_MAX:
+                raise AtrousError(f"its output '{blob.name}' would be {fmt_shape(s)}, "
+                                  f"{blob_limit_text(s)}", file=graph.path, line=layer.line,
+                                  layer=layer.name)
             shapes[blob] = s
     return shapes
 

@@ -1,8 +1,8 @@
 """Cumulative strides: how far apart, in input pixels, a blob's positions are.
 
-A blob's stride is a (height, width) pair of Fractions (a Deconvolution or an
-Interp can make it smaller than 1); None means the blob has no spatial layout
-(the output of an InnerProduct, a global pooling, a Flatten, ...).
+A blob's stride is a (height, width) pair of exact numbers: ints, or Fractions
+where a Deconvolution or an Interp makes it smaller than 1; None means the blob
+has no spatial layout (the output of an InnerProduct, a global pooling, ...).
 
 "Removing" a layer's stride means running it with stride 1: `removals` maps a
 layer index to the per-axis factor taken out of its stride.
@@ -10,16 +10,30 @@ layer index to the per-axis factor taken out of its stride.
 
 from __future__ import annotations
 
-from fractions import Fraction
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..formats.facts import Source
 from ..formats.netspec import LayerSpec
 from ..graph import Blob, Graph
 from ..window import Pair
 
-Stride = tuple[Fraction, Fraction]
-ONE: Stride = (Fraction(1), Fraction(1))
+if TYPE_CHECKING:
+    from fractions import Fraction
+Number = "int | Fraction"        # an int wherever the value is whole (the common case: fast)
+Stride = tuple[Number, Number]
+ONE: Stride = (1, 1)
+
+
+def _scaled(x: Number, num: int, den: int) -> Number:
+    """x * num / den, exactly: an int when whole, else a Fraction."""
+    if type(x) is int:
+        q, rem = divmod(x * num, den)
+        if not rem:
+            return q
+        from fractions import Fraction      # rare (upsampling): not imported otherwise
+        return Fraction(x * num, den)
+    v = x * num / den
+    return v.numerator if v.denominator == 1 else v
 
 # Layer types whose tops have no spatial layout relative to the image.
 NON_SPATIAL = {"InnerProduct", "Flatten", "Reshape", "Permute", "PriorBox", "ROIPooling",
@@ -64,17 +78,17 @@ def _propagate(graph: Graph, decide: Callable[[LayerSpec, Stride], Pair],
         elif layer.window is not None:
             s = layer.window.stride
             if layer.is_deconv:
-                out = (first[0] / s[0], first[1] / s[1])
+                out = (_scaled(first[0], 1, s[0]), _scaled(first[1], 1, s[1]))
             else:
                 r = decide(layer, first)
                 if r != (1, 1):
                     removals[layer.index] = r
-                out = (first[0] * s[0] / r[0], first[1] * s[1] / r[1])
+                out = (_scaled(first[0], s[0], r[0]), _scaled(first[1], s[1], r[1]))
         elif layer.resize is not None:
             p = layer.resize
             if not (p.height or p.width):
-                f = Fraction(p.shrink_factor, p.zoom_factor)
-                out = (first[0] * f, first[1] * f)
+                out = (_scaled(first[0], p.shrink_factor, p.zoom_factor),
+                       _scaled(first[1], p.shrink_factor, p.zoom_factor))
         for blob in graph.tops(layer):
             strides[blob] = out
     return strides, removals
@@ -90,26 +104,39 @@ def cumulative_strides(graph: Graph, removals: dict[int, Pair] | None = None,
     return strides
 
 
-def output_stride(strides: dict[Blob, Stride | None]) -> Fraction:
+def output_stride(strides: dict[Blob, Stride | None]) -> Number:
     """The network's output stride: the largest stride of any spatial blob."""
     values = [max(s) for s in strides.values() if s is not None]
-    return max(values) if values else Fraction(1)
+    return max(values) if values else 1
 
 
-def removals_for_output_stride(graph: Graph, target: int) -> dict[int, Pair]:
-    """Remove every stride that would take a blob's stride past `target`."""
+def for_output_stride(graph: Graph, target: int) -> tuple[dict[int, Pair], dict[Blob, Stride | None]]:
+    """Remove every stride that would take a blob's stride past `target`: the
+    removals, and every blob's stride once they are removed."""
     def decide(layer: LayerSpec, incoming: Stride) -> Pair:
         s = own_stride(layer)
-        return tuple(s[a] if s[a] > 1 and incoming[a] * s[a] > target else 1 for a in (0, 1))
-    return _propagate(graph, decide)[1]
+        return (s[0] if s[0] > 1 and incoming[0] * s[0] > target else 1,
+                s[1] if s[1] > 1 and incoming[1] * s[1] > target else 1)
+    strides, removals = _propagate(graph, decide)
+    return removals, strides
 
 
-def removals_from_layer(graph: Graph, start_index: int) -> dict[int, Pair]:
-    """Remove the stride of the layer at `start_index` and of every later layer."""
+def from_layer(graph: Graph, start_index: int) -> tuple[dict[int, Pair], dict[Blob, Stride | None]]:
+    """Remove the stride of the layer at `start_index` and of every later layer: the
+    removals, and every blob's stride once they are removed."""
     def decide(layer: LayerSpec, incoming: Stride) -> Pair:
         s = own_stride(layer)
         return s if layer.index >= start_index and s != (1, 1) else (1, 1)
-    return _propagate(graph, decide)[1]
+    strides, removals = _propagate(graph, decide)
+    return removals, strides
+
+
+def removals_for_output_stride(graph: Graph, target: int) -> dict[int, Pair]:
+    return for_output_stride(graph, target)[0]
+
+
+def removals_from_layer(graph: Graph, start_index: int) -> dict[int, Pair]:
+    return from_layer(graph, start_index)[0]
 
 
 def reachable_output_strides(graph: Graph) -> list[int]:
@@ -125,13 +152,21 @@ def reachable_output_strides(graph: Graph) -> list[int]:
     return reachable
 
 
+def _whole_ratio(a: Number, b: Number) -> int | None:
+    if type(a) is int and type(b) is int:
+        q, rem = divmod(a, b)
+        return None if rem else q
+    f = a / b                   # one of them is a Fraction: an exact quotient
+    return f.numerator if f.denominator == 1 else None
+
+
 def removed_factor(before: Stride | None, after: Stride | None) -> Pair | None:
-    """Per-axis factor by which a blob became denser (None: not spatial)."""
+    """Per-axis factor by which a blob became denser (None: not spatial, or not whole)."""
     if before is None or after is None:
         return None
-    f = (before[0] / after[0], before[1] / after[1])
-    return (int(f[0]), int(f[1])) if all(x.denominator == 1 for x in f) else None
+    f = (_whole_ratio(before[0], after[0]), _whole_ratio(before[1], after[1]))
+    return None if None in f else f
 
 
-def fmt_stride(value: Fraction) -> str:
+def fmt_stride(value: Number) -> str:
     return str(value.numerator) if value.denominator == 1 else str(value)

@@ -4,19 +4,21 @@ formats/layers.py fills one of these from each layer's message; the rest of
 caffe_atrous asks typed questions of them (`layer.conv.group`,
 `layer.pool.is_global`) and never sees protobuf. A layer whose type has no
 record here has `params` None: it is known by its type name alone.
+
+The records are NamedTuples: defining a frozen dataclass costs about seven
+times as much, and every run of the command line imports this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..window import Pair, Window
 
 Shape = tuple
 
 
-@dataclass(frozen=True)
-class Conv:
+class Conv(NamedTuple):
     """Convolution, Deconvolution and fork types that use convolution_param."""
 
     window: Window
@@ -27,8 +29,7 @@ class Conv:
     deconv: bool = False
 
 
-@dataclass(frozen=True)
-class Pool:
+class Pool(NamedTuple):
     """Pooling; `window` is None for a global pooling."""
 
     method: str
@@ -40,16 +41,14 @@ class Pool:
         return self.window is None
 
 
-@dataclass(frozen=True)
-class InnerProduct:
+class InnerProduct(NamedTuple):
     num_output: int
     bias_term: bool = True
     axis: int = 1
     transpose: bool = False
 
 
-@dataclass(frozen=True)
-class Resize:
+class Resize(NamedTuple):
     """PSPNet/DeepLab Interp: a fixed size, or zoom/shrink factors, with padding."""
 
     height: int = 0
@@ -64,8 +63,7 @@ class Resize:
         return bool(self.height and self.width)
 
 
-@dataclass(frozen=True)
-class RoiPool:
+class RoiPool(NamedTuple):
     """ROIPooling (pooled size) and PSROIPooling (output_dim x group x group)."""
 
     spatial_scale: float
@@ -74,64 +72,54 @@ class RoiPool:
     group_size: int | None = None
 
 
-@dataclass(frozen=True)
-class PriorBox:
+class PriorBox(NamedTuple):
     """SSD PriorBox: the steps it sets, as ((field, value), ...)."""
 
     steps: tuple[tuple[str, float], ...] = ()
 
 
-@dataclass(frozen=True)
-class PythonLayer:
+class PythonLayer(NamedTuple):
     module: str
     layer: str
     param_str: str = ""
 
 
-@dataclass(frozen=True)
-class Crop:
+class Crop(NamedTuple):
     axis: int = 2
     offset: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
-class Axis:
+class Axis(NamedTuple):
     """Layers whose only geometric fact is an axis: Concat, Softmax."""
 
     axis: int = 1
 
 
-@dataclass(frozen=True)
-class Slice:
+class Slice(NamedTuple):
     axis: int = 1
     points: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
-class Eltwise:
+class Eltwise(NamedTuple):
     operation: str = "SUM"
 
 
-@dataclass(frozen=True)
-class Flatten:
+class Flatten(NamedTuple):
     axis: int = 1
     end_axis: int = -1
 
 
-@dataclass(frozen=True)
-class Reshape:
+class Reshape(NamedTuple):
     shape: Shape = ()
     axis: int = 0
     num_axes: int = -1
 
 
-@dataclass(frozen=True)
-class Permute:
+class Permute(NamedTuple):
     order: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
-class Affine:
+class Affine(NamedTuple):
     """Scale and Bias: parameters over axes [axis, axis + num_axes)."""
 
     axis: int = 1
@@ -139,15 +127,13 @@ class Affine:
     bias_term: bool = False
 
 
-@dataclass(frozen=True)
-class ChannelWise:
+class ChannelWise(NamedTuple):
     """PReLU and SSD's Normalize: one parameter per channel, or one in all."""
 
     channel_shared: bool = False
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     """A layer that makes network inputs: one shape per top (None: unknown;
     an entry of a shape may be None, such as a data layer's channels)."""
 

@@ -75,8 +75,11 @@ def _conv(layer, p) -> facts.Conv:
                     stride=_axes(p, "stride", True, 1, True),
                     pad=_axes(p, "pad", True, 0),
                     dilation=_axes(p, "dilation", True, 1, True))
-    return facts.Conv(window=window, num_output=_positive("num_output", p.num_output),
-                      group=_positive("group", p.group), bias_term=p.bias_term,
+    num_output, group = _positive("num_output", p.num_output), _positive("group", p.group)
+    if num_output % group:
+        raise AtrousError(f"group is {group} but num_output {num_output} does not divide by it; "
+                          "Caffe requires num_output to be a multiple of group: fix one of them")
+    return facts.Conv(window=window, num_output=num_output, group=group, bias_term=p.bias_term,
                       engine=enum_name(p, "engine") if "engine" in p.DESCRIPTOR.fields_by_name
                       else "DEFAULT", deconv="Deconvolution" in layer.type)
 
@@ -95,7 +98,23 @@ def _pool(layer, p) -> facts.Pool:
         window = Window(kernel=_axes(p, "kernel_size", False, None, True, hw="kernel"),
                         stride=_axes(p, "stride", False, 1, True),
                         pad=_axes(p, "pad", False, 0))
+        _pool_pad(p, window)
     return facts.Pool(method=enum_name(p, "pool"), window=window, ceil_mode=ceil)
+
+
+def _pool_pad(p, window: Window) -> None:
+    """Caffe's pooling setup: padding only for MAX and AVE, and pad < kernel."""
+    if window.pad == (0, 0):
+        return
+    if enum_name(p, "pool") not in ("MAX", "AVE"):
+        raise AtrousError(f"pad {window.pad[0]} with pool: {enum_name(p, 'pool')}; Caffe pads only "
+                          "MAX and AVE pooling: remove the pad")
+    hw = has(p, "pad_h") or has(p, "pad_w")
+    for axis, name in enumerate(("pad_h", "pad_w") if hw else ("pad", "pad")):
+        pad, kernel = window.pad[axis], window.kernel[axis]
+        if pad >= kernel:
+            raise AtrousError(f"{name} is {pad}, not smaller than the kernel ({kernel}); Caffe "
+                              f"requires pad < kernel: set {name} to at most {kernel - 1}")
 
 
 def _inner_product(layer, p) -> facts.InnerProduct:

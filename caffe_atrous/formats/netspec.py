@@ -11,7 +11,7 @@ themselves, so a network parsed with a fork's schema (--proto) works the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import AtrousError
 from ..window import Pair, Window
@@ -41,37 +41,25 @@ class LayerSpec:
     line: int | None = None
     params: facts.LayerParams | None = None
 
-    @property
-    def conv(self) -> facts.Conv | None:
-        """Convolution or deconvolution parameters."""
-        return self.params if isinstance(self.params, facts.Conv) else None
+    # Typed views of `params`, set once (they are read in every analysis loop).
+    conv: facts.Conv | None = field(init=False, repr=False, compare=False)   # (de)convolution
+    pool: facts.Pool | None = field(init=False, repr=False, compare=False)
+    ip: facts.InnerProduct | None = field(init=False, repr=False, compare=False)
+    resize: facts.Resize | None = field(init=False, repr=False, compare=False)
+    # Sliding-window geometry of a convolution, deconvolution or local pooling.
+    window: Window | None = field(init=False, repr=False, compare=False)
+    is_deconv: bool = field(init=False, repr=False, compare=False)
+    is_global_pool: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def is_deconv(self) -> bool:
-        return self.conv is not None and self.conv.deconv
-
-    @property
-    def pool(self) -> facts.Pool | None:
-        return self.params if isinstance(self.params, facts.Pool) else None
-
-    @property
-    def is_global_pool(self) -> bool:
-        return self.pool is not None and self.pool.is_global
-
-    @property
-    def ip(self) -> facts.InnerProduct | None:
-        return self.params if isinstance(self.params, facts.InnerProduct) else None
-
-    @property
-    def resize(self) -> facts.Resize | None:
-        return self.params if isinstance(self.params, facts.Resize) else None
-
-    @property
-    def window(self) -> Window | None:
-        """Sliding-window geometry of a convolution, deconvolution or local pooling."""
-        if self.conv is not None:
-            return self.conv.window
-        return self.pool.window if self.pool is not None else None
+    def __post_init__(self) -> None:
+        p = self.params
+        self.conv = p if isinstance(p, facts.Conv) else None
+        self.pool = p if isinstance(p, facts.Pool) else None
+        self.ip = p if isinstance(p, facts.InnerProduct) else None
+        self.resize = p if isinstance(p, facts.Resize) else None
+        self.window = p.window if self.conv is not None or self.pool is not None else None
+        self.is_deconv = self.conv is not None and self.conv.deconv
+        self.is_global_pool = self.pool is not None and self.pool.is_global
 
 
 @dataclass(frozen=True)
@@ -115,7 +103,12 @@ def _rule_matches(rule, phase: str, state) -> bool:
     return True
 
 
+_ALL_PHASES = frozenset(PHASES)
+
+
 def _phases(layer, state) -> frozenset[str]:
+    if not layer.include and not layer.exclude:
+        return _ALL_PHASES
     if layer.include and layer.exclude:
         raise AtrousError("a layer may have include rules or exclude rules, not both",
                           layer=layer.name)
@@ -168,8 +161,19 @@ def declared_inputs(net) -> list[tuple[str, tuple[int, ...] | None]]:
 
 # ----------------------------------------------------------------- writing --
 
+UINT32_MAX = 2**32 - 1        # stride, pad, dilation, kernel are uint32 in every caffe.proto
+
+
+def _fits(name: str, value: Pair) -> None:
+    big = max(value)
+    if big > UINT32_MAX:
+        raise AtrousError(f"{name} would become {big} after conversion, more than its field holds "
+                          f"({UINT32_MAX}); check the values this layer's pad and dilation grew from")
+
+
 def _set_repeated(p, name: str, value: Pair, keep_absent_if: int) -> None:
     """Write a per-axis value into a repeated field (one value when axes agree)."""
+    _fits(name, value)
     present = len(getattr(p, name)) > 0
     del getattr(p, name)[:]
     if value[0] == value[1]:
@@ -182,6 +186,7 @@ def _set_repeated(p, name: str, value: Pair, keep_absent_if: int) -> None:
 def _set_axes(p, name: str, value: Pair, default: int, repeated: bool) -> None:
     """Write value into `name` or `name_h`/`name_w`, whichever form p uses."""
     h, w = f"{name}_h", f"{name}_w"
+    _fits(name, value)
     if has(p, h) or has(p, w):
         setattr(p, h, value[0])
         setattr(p, w, value[1])
@@ -240,30 +245,38 @@ def apply_edits(net, edits: list[LayerEdit]):
     out.CopyFrom(net)
     for e in edits:
         layer = out.layer[e.index]
-        if e.to_conv is not None:
-            _write_head(layer, e.to_conv)
-        if e.window is not None:
-            if has(layer, "convolution_param") or layer.type in ("Convolution", "Deconvolution"):
-                _write_conv(layer.convolution_param, e.window)
-            else:
-                _write_pool(layer.pooling_param, e.window)
-        if e.global_pooling:
-            p = layer.pooling_param
-            for f in ("kernel_size", "kernel_h", "kernel_w", "stride", "stride_h", "stride_w",
-                      "pad", "pad_h", "pad_w"):
-                p.ClearField(f)
-            p.global_pooling = True
-        if e.clear_engine:
-            layer.convolution_param.ClearField("engine")
-        if e.spatial_scale is not None:
-            pname = "psroi_pooling_param" if has(layer, "psroi_pooling_param") else "roi_pooling_param"
-            getattr(layer, pname).spatial_scale = e.spatial_scale
-        if e.param_str is not None:
-            layer.python_param.param_str = e.param_str
-        if e.prior_step:
-            for k, v in e.prior_step.items():
-                setattr(layer.prior_box_param, k, v)
+        try:
+            _apply(layer, e)
+        except AtrousError as exc:
+            raise AtrousError(exc.message, layer=layer.name) from None
     return out
+
+
+def _apply(layer, e: LayerEdit) -> None:
+    """Write one edit into its layer."""
+    if e.to_conv is not None:
+        _write_head(layer, e.to_conv)
+    if e.window is not None:
+        if has(layer, "convolution_param") or layer.type in ("Convolution", "Deconvolution"):
+            _write_conv(layer.convolution_param, e.window)
+        else:
+            _write_pool(layer.pooling_param, e.window)
+    if e.global_pooling:
+        p = layer.pooling_param
+        for f in ("kernel_size", "kernel_h", "kernel_w", "stride", "stride_h", "stride_w",
+                  "pad", "pad_h", "pad_w"):
+            p.ClearField(f)
+        p.global_pooling = True
+    if e.clear_engine:
+        layer.convolution_param.ClearField("engine")
+    if e.spatial_scale is not None:
+        pname = "psroi_pooling_param" if has(layer, "psroi_pooling_param") else "roi_pooling_param"
+        getattr(layer, pname).spatial_scale = e.spatial_scale
+    if e.param_str is not None:
+        layer.python_param.param_str = e.param_str
+    if e.prior_step:
+        for k, v in e.prior_step.items():
+            setattr(layer.prior_box_param, k, v)
 
 
 def net_name(net) -> str:

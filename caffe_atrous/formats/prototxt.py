@@ -13,17 +13,17 @@ from dataclasses import dataclass, field
 from google.protobuf import text_format
 
 from ..errors import AtrousError
+from . import textparse
 from .schema import Schema, builtin
 
-# Tokens of the protobuf text format that matter for finding top-level blocks.
-_TOKEN = re.compile(r"""
-    (?P<comment>\#[^\n]*)
-  | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
-  | (?P<open>[{<])
-  | (?P<close>[}>])
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<newline>\n)
+# What matters for finding top-level blocks: strings and comments (skipped),
+# braces, and the field names `layer` and `layers`.
+_SCAN = re.compile(r"""
+    "(?:[^"\\\n]|\\.)*" | '(?:[^'\\\n]|\\.)*' | \#[^\n]*
+  | [{}<>]
+  | \blayers?\b
 """, re.VERBOSE)
+_GAP = re.compile(r"(?:\s|\#[^\n]*)*:?(?:\s|\#[^\n]*)*").fullmatch
 
 _KNOWN_FORKS = ("BVLC Caffe, SSD, PSPNet, DeepLab v1/v2, Faster R-CNN, R-FCN, Microsoft, SegNet, "
                 "ENet")
@@ -37,31 +37,37 @@ class Source:
     text: str
     legacy: bool = False                 # V1 `layers` file
     layer_lines: list[int] = field(default_factory=list)
+    layer_blocks: list[tuple[int, int, int]] = field(default_factory=list)   # see layer_blocks
 
 
-def _layer_lines(text: str) -> list[int]:
-    """Line numbers (1-based) of every top-level `layer {` or `layers {`."""
-    lines: list[int] = []
-    depth = 0
-    line = 1
-    pending: int | None = None      # line of a top-level layer/layers identifier
-    for m in _TOKEN.finditer(text):
-        kind = m.lastgroup
-        if kind == "newline":
-            line += 1
-        elif kind == "string":
-            line += m.group().count("\n")
-            pending = None
-        elif kind == "open":
-            if depth == 0 and pending is not None:
-                lines.append(pending)
-            pending = None
+def layer_blocks(text: str) -> list[tuple[int, int, int]]:
+    """(line, start, end) of every top-level `layer {...}` or `layers {...}` block:
+    its 1-based line, the offset of the field name and the offset after its close."""
+    blocks: list[tuple[int, int, int]] = []
+    depth, line, counted = 0, 1, 0
+    name = None                     # a top-level layer/layers name: (line, start, end)
+    current = None                  # the block being read: (line, start)
+    for m in _SCAN.finditer(text):
+        c = text[m.start()]
+        if c in "{<":
+            if depth == 0:
+                gap = name is not None and _GAP(text, name[2], m.start())
+                current = name[:2] if gap else None
             depth += 1
-        elif kind == "close":
+            name = None
+        elif c in "}>":
             depth = max(depth - 1, 0)
-        elif kind == "ident":
-            pending = line if depth == 0 and m.group() in ("layer", "layers") else None
-    return lines
+            if depth == 0 and current is not None:
+                blocks.append((*current, m.end()))
+                current = None
+        elif c == "l":
+            if depth == 0:
+                line += text.count("\n", counted, m.start())
+                counted = m.start()
+                name = (line, m.start(), m.end())
+        elif c != "#":              # a string
+            name = None
+    return blocks
 
 
 def _explain(message: str, source_line: str, schema: Schema) -> str:
@@ -91,7 +97,7 @@ def parse(text: str, path: str = "<string>", schema: Schema | None = None) -> tu
     schema = schema or builtin()
     net = schema.NetParameter()
     try:
-        text_format.Parse(text, net)
+        textparse.merge(text, net)
     except text_format.ParseError as exc:
         line, col = exc.GetLine(), exc.GetColumn()
         lines = text.splitlines()
@@ -107,13 +113,15 @@ def parse(text: str, path: str = "<string>", schema: Schema | None = None) -> tu
     if net.layer and legacy:
         raise AtrousError("the file mixes V2 `layer` and V1 `layers` blocks; Caffe refuses such "
                           "files: use one kind", file=path)
-    lines = _layer_lines(text)
+    blocks = layer_blocks(text)
+    lines = [b[0] for b in blocks]
     for i, v1 in enumerate(legacy):
         if v1.HasField("layer"):
             raise AtrousError("the file is in the V0 format (`layers { layer { ... } }`); upgrade it "
                               "with Caffe's upgrade_net_proto_text first",
                               file=path, line=lines[i] if i < len(lines) else None)
-    return net, Source(path=path, text=text, legacy=bool(legacy), layer_lines=lines)
+    return net, Source(path=path, text=text, legacy=bool(legacy), layer_lines=lines,
+                       layer_blocks=blocks)
 
 
 def to_text(net) -> str:

@@ -17,10 +17,10 @@ A Schema made from a user's own fork (`--proto`) is the same kind of object.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
-from importlib import resources
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pool, message_factory
 
 from ..errors import AtrousError
 
@@ -43,17 +43,47 @@ _WITHOUT = {
 }
 
 
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated")
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _file_protos(descriptor_set: bytes) -> list[bytes]:
+    """The serialized FileDescriptorProtos of a FileDescriptorSet (its field 1),
+    split without descriptor_pb2, whose import costs more than the whole split."""
+    files, pos = [], 0
+    while pos < len(descriptor_set):
+        key, pos = _varint(descriptor_set, pos)
+        if key != (1 << 3 | 2):
+            raise ValueError(f"unexpected field key {key}")
+        size, pos = _varint(descriptor_set, pos)
+        if pos + size > len(descriptor_set):
+            raise ValueError("truncated")
+        files.append(descriptor_set[pos:pos + size])
+        pos += size
+    return files
+
+
 class Schema:
     """Message classes of one caffe.proto, by short name (`schema.LayerParameter`)."""
 
     def __init__(self, descriptor_set: bytes, origin: str):
         self.origin = origin
-        files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set)
         self._pool = descriptor_pool.DescriptorPool()
-        for f in files.file:
-            self._pool.Add(f)
-        nets = [f"{f.package}.{m.name}".lstrip(".") for f in files.file for m in f.message_type
-                if m.name == "NetParameter"]
+        try:
+            files = [self._pool.AddSerializedFile(f) for f in _file_protos(descriptor_set)]
+        except (ValueError, TypeError) as exc:
+            raise AtrousError(f"not a compiled schema (a FileDescriptorSet): {exc}",
+                              file=origin) from None
+        nets = [f"{f.package}.NetParameter".lstrip(".") for f in files
+                if "NetParameter" in f.message_types_by_name]
         if len(nets) != 1:
             raise AtrousError("has no message NetParameter: is it a Caffe schema (caffe.proto)?"
                               if not nets else "defines NetParameter more than once", file=origin)
@@ -92,8 +122,8 @@ class Schema:
 @lru_cache(maxsize=None)
 def builtin() -> Schema:
     """The schema caffe_atrous ships: BVLC Caffe plus the forks' layer parameters."""
-    data = resources.files(__package__).joinpath(DESCRIPTOR_SET).read_bytes()
-    return Schema(data, "the built-in schema")
+    with open(os.path.join(os.path.dirname(__file__), DESCRIPTOR_SET), "rb") as fh:
+        return Schema(fh.read(), "the built-in schema")
 
 
 def enum_name(msg, field: str) -> str:
@@ -105,7 +135,10 @@ def enum_name(msg, field: str) -> str:
 def has(msg, field: str) -> bool:
     """True when `msg` has `field` set; False also when its schema has no such field
     (a fork's schema may lack fields the built-in one has)."""
-    return field in msg.DESCRIPTOR.fields_by_name and msg.HasField(field)
+    try:
+        return msg.HasField(field)
+    except ValueError:            # not a field of this schema (or a repeated one)
+        return False
 
 
 def get(msg, field: str, default=None):

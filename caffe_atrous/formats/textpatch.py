@@ -13,8 +13,8 @@ shows just the fields that changed:
     }                              dilation: 2
                                  }
 
-The result is parsed again and must equal the converted NetParameter; if the
-text uses a form this module does not edit (a `[1, 2]` list, a parameter
+Each rewritten layer block is parsed again and must equal its converted layer
+(see `patch`); if the text uses a form this module does not edit (a `[1, 2]` list, a parameter
 block written twice), `patch` raises NotPatchable and the caller writes the
 canonical form instead. A layer whose type changes (--fc-to-conv) gets its
 `type` value and its parameter block replaced in place.
@@ -26,6 +26,10 @@ import re
 from dataclasses import dataclass, field
 
 from google.protobuf import text_format
+from google.protobuf.descriptor import FieldDescriptor
+
+from . import textparse
+from .prototxt import layer_blocks
 
 
 _TOKEN = re.compile(r"""
@@ -63,8 +67,8 @@ class Block:
         return [f for f in self.fields if f.name == name]
 
 
-def _tokens(text: str):
-    for m in _TOKEN.finditer(text):
+def _tokens(text: str, start: int = 0, end: int | None = None):
+    for m in _TOKEN.finditer(text, start, len(text) if end is None else end):
         kind = m.lastgroup
         if kind in ("ws", "comment"):
             continue
@@ -103,9 +107,11 @@ def _parse_block(toks: list, i: int, open_pos: int, text_len: int) -> tuple[Bloc
     return block, i
 
 
-def parse_layout(text: str) -> Block:
-    toks = list(_tokens(text))
-    root, _ = _parse_block(toks, 0, -1, len(text))
+def parse_layout(text: str, start: int = 0, end: int | None = None) -> Block:
+    """The fields of text[start:end] (all of it by default), with their positions."""
+    end = len(text) if end is None else end
+    toks = list(_tokens(text, start, end))
+    root, _ = _parse_block(toks, 0, start - 1, end)
     return root
 
 
@@ -122,11 +128,17 @@ def _quote(value: str) -> str:
     return f'"{body}"'
 
 
+_INTEGERS = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
+             FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64}
+
+
 def _formatted(msg, name: str, values: list) -> list[str]:
     """Each value as text_format writes it (strings with minimal escapes)."""
     fd = msg.DESCRIPTOR.fields_by_name[name]
     if fd.type == fd.TYPE_STRING:
         return [_quote(v) for v in values]
+    if fd.type in _INTEGERS:
+        return [str(v) for v in values]
     tmp = type(msg)()
     if fd.is_repeated:
         getattr(tmp, name).extend(values)
@@ -151,9 +163,12 @@ def _line_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+_INDENT = re.compile(r"[ \t]*")
+
+
 def _indent_of(text: str, pos: int) -> str:
     ls = text.rfind("\n", 0, pos) + 1
-    return re.match(r"[ \t]*", text[ls:]).group()
+    return _INDENT.match(text, ls).group()
 
 
 def _patch_message(text: str, block: Block, before, after, edits: list) -> None:
@@ -186,9 +201,9 @@ def _insertion(text: str, block: Block, name: str, values: list[str],
         return (block.open + 1, block.open + 1, "".join(f" {name}: {v}" for v in values) + " ")
     ls = text.rfind("\n", 0, anchor.start) + 1
     own_line = text[ls:anchor.start].strip() == ""
-    if own_line and "\n" in text[block.open:block.close]:
+    if own_line and text.find("\n", block.open, block.close) >= 0:
         indent = _indent_of(text, anchor.start)
-        newline = "\r\n" if "\r\n" in text else "\n"
+        newline = "\r\n" if text.find("\r\n", ls - 2, anchor.start) >= 0 else "\n"
         return (anchor.end, anchor.end, "".join(f"{newline}{indent}{name}: {v}" for v in values))
     return (anchor.end, anchor.end, "".join(f" {name}: {v}" for v in values))
 
@@ -222,47 +237,84 @@ def _swap_params(text: str, block: Block, old_layer, new_layer, edits: list) -> 
     return {"type", name, next(iter(gone))}
 
 
-def patch(text: str, before, after) -> str:
-    """The original text with `after`'s differences from `before` written in.
-    `after` may keep only the first layers of `before` (--truncate-after)."""
-    root = parse_layout(text)
-    layers = root.named("layer")
-    if len(layers) != len(before.layer) or any(l.block is None for l in layers):
-        raise NotPatchable("layer blocks not found")
-    edits: list[tuple[int, int, str]] = []
-    for i, new_layer in enumerate(after.layer):
-        old_layer = before.layer[i]
-        if old_layer == new_layer:
+def _layer_edits(text: str, span: tuple[int, int, int], old_layer, new_layer, edits: list) -> None:
+    """Edits that turn one layer block's text (holding old_layer) into new_layer."""
+    found = parse_layout(text, span[1], span[2]).fields
+    if len(found) != 1 or found[0].name not in ("layer", "layers") or found[0].block is None:
+        raise NotPatchable("layer block not found")
+    block = found[0].block
+    swapped = _swap_params(text, block, old_layer, new_layer, edits)
+    for fd, _ in list(old_layer.ListFields()) + list(new_layer.ListFields()):
+        if fd.name in swapped:
             continue
-        block = layers[i].block
-        swapped = _swap_params(text, block, old_layer, new_layer, edits)
-        for fd, _ in list(old_layer.ListFields()) + list(new_layer.ListFields()):
-            if fd.name in swapped:
-                continue
-            if fd.type != fd.TYPE_MESSAGE or fd.is_repeated:
-                if _values(old_layer, fd.name) != _values(new_layer, fd.name):
-                    raise NotPatchable(f"layer field {fd.name} changed")
-                continue
-            old_p, new_p = getattr(old_layer, fd.name), getattr(new_layer, fd.name)
-            if old_p == new_p:
-                continue
-            found = block.named(fd.name)
-            if len(found) != 1 or found[0].block is None:
-                raise NotPatchable(f"{fd.name} written {len(found)} times")
-            _patch_message(text, found[0].block, old_p, new_p, edits)
-    cut = len(text)
-    if len(after.layer) < len(before.layer):
-        end = layers[len(after.layer) - 1].end
-        nl = text.find("\n", end)
-        cut = len(text) if nl < 0 else nl + 1
-    out = text[:cut]
-    for start, end, value in sorted(set(e for e in edits if e[0] < cut), reverse=True):
-        out = out[:start] + value + out[end:]
-    check = type(after)()
+        if fd.type != fd.TYPE_MESSAGE or fd.is_repeated:
+            if _values(old_layer, fd.name) != _values(new_layer, fd.name):
+                raise NotPatchable(f"layer field {fd.name} changed")
+            continue
+        old_p, new_p = getattr(old_layer, fd.name), getattr(new_layer, fd.name)
+        if old_p == new_p:
+            continue
+        params = block.named(fd.name)
+        if len(params) != 1 or params[0].block is None:
+            raise NotPatchable(f"{fd.name} written {len(params)} times")
+        _patch_message(text, params[0].block, old_p, new_p, edits)
+
+
+def _apply(text: str, start: int, end: int, edits: list) -> str:
+    """text[start:end] with the edits (absolute positions inside it) written in."""
+    pieces, pos = [], start
+    for a, b, value in sorted(set(edits)):
+        if a < pos:                 # an insertion after a field that was removed:
+            sep = next((x for x in ("\r\n", "\n", " ") if value.startswith(x)), None)
+            if a != b or sep is None:
+                raise NotPatchable("overlapping edits")
+            pieces.append(value[len(sep):] + sep)   # it takes the removed field's place
+            continue
+        pieces += [text[pos:a], value]
+        pos = b
+    return "".join(pieces) + text[pos:end]
+
+
+def _parses_to(text: str, expected) -> None:
+    check = type(expected)()
     try:
-        text_format.Parse(out, check)
+        textparse.merge(text, check)
     except text_format.ParseError as exc:
         raise NotPatchable(f"patched text does not parse: {exc}") from None
-    if check != after:
+    if check != expected:
         raise NotPatchable("patched text differs from the conversion")
+
+
+def patch(text: str, before, after, spans: list[tuple[int, int, int]] | None = None) -> str:
+    """The original text with `after`'s differences from `before` written in.
+    `after` may keep only the first layers of `before` (--truncate-after).
+    `spans`: layer_blocks(text), when the caller has it.
+
+    Only the layer blocks that change are read field by field and rewritten;
+    every other byte is copied. Each rewritten block is parsed again and must
+    be exactly its layer of `after`: since the blocks are top-level fields of a
+    text that parsed, the whole output then parses to `after`. A truncated
+    output is parsed again whole."""
+    spans = layer_blocks(text) if spans is None else spans
+    if len(spans) != len(before.layer):
+        raise NotPatchable("layer blocks not found")
+    keep = len(after.layer)
+    pieces, pos = [], 0
+    for i, new_layer in enumerate(after.layer):
+        if before.layer[i] == new_layer:
+            continue
+        edits: list[tuple[int, int, str]] = []
+        _line, start, end = spans[i]
+        _layer_edits(text, spans[i], before.layer[i], new_layer, edits)
+        block = _apply(text, start, end, edits)
+        expected = type(after)()
+        expected.layer.add().CopyFrom(new_layer)
+        _parses_to(block, expected)
+        pieces += [text[pos:start], block]
+        pos = end
+    if keep == len(before.layer):
+        return "".join(pieces) + text[pos:]
+    nl = text.find("\n", spans[keep - 1][2])
+    out = "".join(pieces) + text[pos:len(text) if nl < 0 else nl + 1]
+    _parses_to(out, after)
     return out

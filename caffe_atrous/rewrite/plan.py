@@ -22,7 +22,6 @@ turns a change into the formats-level LayerEdit written into a copy of the net.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from fractions import Fraction
 
 from ..analysis import strides as st
 from ..analysis.shapes import infer_shapes
@@ -85,8 +84,8 @@ class Plan:
     changes: dict[int, LayerChange]
     warnings: list[ConversionWarning]
     inexact: list[ConversionWarning]        # why the new network is not function-preserving
-    stride_before: Fraction
-    stride_after: Fraction
+    stride_before: st.Number       # int, or a Fraction below 1
+    stride_after: st.Number
     notes: list[str] = field(default_factory=list)   # said, but nothing to warn about
 
     def ordered(self) -> list[LayerChange]:
@@ -102,19 +101,19 @@ class _PhasePlan:
     changes: dict[int, LayerChange]
     warnings: list[ConversionWarning]
     inexact: list[ConversionWarning]
-    stride_before: Fraction
-    stride_after: Fraction
+    stride_before: st.Number
+    stride_after: st.Number
 
 
 def _facts(g: Graph, opts: Options) -> rules.Facts:
     """Strides before and after the removals, original shapes, heads made global."""
+    s0 = st.cumulative_strides(g)
     if opts.from_layer is not None:
         start = g.layer(opts.from_layer)
-        removals = st.removals_from_layer(g, start.index) if start else {}
+        removals, s1 = st.from_layer(g, start.index) if start else ({}, s0)
     else:
-        removals = st.removals_for_output_stride(g, opts.output_stride)
-    s0 = st.cumulative_strides(g)
-    facts = rules.Facts(g, opts.mode, s0, st.cumulative_strides(g, removals), removals,
+        removals, s1 = st.for_output_stride(g, opts.output_stride)
+    facts = rules.Facts(g, opts.mode, s0, s1, removals,
                         infer_shapes(g, input_shape=opts.input_shape),
                         fc_to_conv=opts.fc_to_conv, decimate=opts.decimate,
                         weights_follow=opts.weights_follow)
@@ -231,7 +230,7 @@ def _check_options(graphs: list[Graph], opts: Options) -> None:
 
 def _merge(plans: list[_PhasePlan], graphs: list[Graph]) -> Plan:
     """One plan for all phases; a layer shared by two phases must change the same way."""
-    out = Plan({}, [], [], Fraction(1), Fraction(1))
+    out = Plan({}, [], [], 1, 1)
     for g, p in zip(graphs, plans):
         for i, c in p.changes.items():
             if i in out.changes and out.changes[i].key() != c.key():
