@@ -65,6 +65,21 @@ class Resize:
 
 
 @dataclass(frozen=True)
+class Upsample:
+    """SegNet/ENet Upsample (max-unpooling with the mask of a pooling): a scale
+    per axis, or an explicit output size (`size`, from upsample_h/upsample_w),
+    and the deprecated pad_out_h/_w (output one smaller than scale x input)."""
+
+    scale: Pair = (2, 2)
+    size: Pair | None = None
+    pad_out: tuple[bool, bool] = (False, False)
+
+    @property
+    def fixed(self) -> bool:
+        return self.size is not None
+
+
+@dataclass(frozen=True)
 class RoiPool:
     """ROIPooling (pooled size) and PSROIPooling (output_dim x group x group)."""
 
@@ -159,5 +174,5 @@ class Source:
         return self.shapes[min(index, len(self.shapes) - 1)]
 
 
-LayerParams = (Conv | Pool | InnerProduct | Resize | RoiPool | PriorBox | PythonLayer | Crop | Axis
+LayerParams = (Conv | Pool | InnerProduct | Resize | Upsample | RoiPool | PriorBox | PythonLayer | Crop | Axis
                | Slice | Eltwise | Flatten | Reshape | Permute | Affine | ChannelWise | Source)

@@ -66,6 +66,10 @@ class LayerSpec:
         return self.params if isinstance(self.params, facts.Resize) else None
 
     @property
+    def upsample(self) -> facts.Upsample | None:
+        return self.params if isinstance(self.params, facts.Upsample) else None
+
+    @property
     def window(self) -> Window | None:
         """Sliding-window geometry of a convolution, deconvolution or local pooling."""
         if self.conv is not None:
@@ -84,6 +88,7 @@ class LayerEdit:
     spatial_scale: float | None = None
     param_str: str | None = None
     prior_step: dict[str, float] | None = None
+    resize_to: Pair | None = None       # Interp height/width, Upsample upsample_h/_w
 
 
 # ----------------------------------------------------------------- reading --
@@ -230,7 +235,17 @@ def apply_edits(net, edits: list[LayerEdit]):
         if e.prior_step:
             for k, v in e.prior_step.items():
                 setattr(layer.prior_box_param, k, v)
+        if e.resize_to is not None:
+            _write_size(layer, e.resize_to)
     return out
+
+
+def _write_size(layer, size: Pair) -> None:
+    """A fixed output size, in the field pair the layer already uses."""
+    if has(layer, "upsample_param"):
+        layer.upsample_param.upsample_h, layer.upsample_param.upsample_w = size
+    else:
+        layer.interp_param.height, layer.interp_param.width = size
 
 
 def net_name(net) -> str:
