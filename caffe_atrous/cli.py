@@ -17,7 +17,6 @@ from .convert import Result, convert_loaded, load_text, read_text, truncate
 from .errors import AtrousError, UsageError
 from .rewrite.dilate import EXACT, SEED
 from .rewrite.plan import Options
-from .analysis.strides import fmt_stride
 
 PROG = "caffe_atrous"
 
@@ -95,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exact", action="store_true", default=None,
                    help="function-preserving rule: a layer whose stride is removed keeps its "
                         "dilation; refuse poolings that cannot be exact")
+    p.add_argument("--assume-same-grid", action="append", metavar="TYPE",
+                   help="a layer type caffe_atrous does not know that keeps its input's grid "
+                        "(elementwise, like ReLU); without it such a layer is named in a warning, "
+                        "and --exact refuses it (repeatable)")
     p.add_argument("--multi-grid", type=_grid, metavar="R1,R2,...",
                    help="DeepLab v3 unit rates for the last stage, times the stage's rate "
                         "(output stride 16 with 1,2,4 gives 2,4,8)")
@@ -212,7 +215,7 @@ def write_atomic(path: str, text: str) -> None:
     except OSError as exc:
         raise AtrousError(f"cannot write here: {exc.strerror}", file=path) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except OSError as exc:
@@ -277,7 +280,8 @@ def run_convert(args: argparse.Namespace) -> int:
     path = "<stdin>" if args.input == "-" else args.input
     opts = Options(output_stride=None if args.from_layer else args.output_stride,
                    from_layer=args.from_layer, mode=EXACT if args.exact else SEED,
-                   input_shape=args.input_shape, multi_grid=args.multi_grid)
+                   input_shape=args.input_shape, multi_grid=args.multi_grid,
+                   assume_same_grid=tuple(args.assume_same_grid or ()))
     text = read_text(args.input)
     loaded = load_text(text, path)
     if args.truncate_after:
@@ -290,7 +294,7 @@ def run_convert(args: argparse.Namespace) -> int:
         weights_line = _check_weights(args, result)
     if args.check:
         try:
-            with open(args.output, encoding="utf-8") as fh:
+            with open(args.output, encoding="utf-8", newline="") as fh:
                 current = fh.read()
         except OSError:
             current = None
@@ -328,10 +332,7 @@ def run_convert(args: argparse.Namespace) -> int:
     if weights_line and not args.quiet:
         print(weights_line, file=sys.stderr)
     if not args.quiet:
-        plan = result.plan
-        n = len(plan.changes)
-        print(f"converted {n} layer{'s' if n != 1 else ''}: output stride "
-              f"{fmt_stride(plan.stride_before)} -> {fmt_stride(plan.stride_after)}", file=sys.stderr)
+        print(result.plan.summary(args.from_layer is None), file=sys.stderr)
     return 0
 
 

@@ -59,7 +59,7 @@ def read_text(path: str) -> str:
     if path == "-":
         return sys.stdin.read()
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8", newline="") as fh:    # CRLF files stay CRLF
             return fh.read()
     except FileNotFoundError:
         raise UsageError("no such file", file=path) from None

@@ -10,6 +10,7 @@ asks one rule per layer kind (rules.py) what to do:
     RoI pooling    spatial_scale, Python feat_stride, PriorBox step: rescaled
     Eltwise/Concat refused when inputs arrive with different factors (joins.py)
     Deconvolution, Interp, Crop over a denser blob: named in a warning
+    Pyramid pooling, resamplers back onto a grid, unknown types (regrid.py)
 
 then applies multi-grid rates, sizes the result (joins.py) and records what
 is not exact (exactness.py). The plan is plain data; `LayerChange.edit()`
@@ -21,13 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 
+from ..analysis import grids
 from ..analysis import strides as st
 from ..analysis.shapes import infer_shapes
 from ..errors import AtrousError, ConversionWarning, UsageError
 from ..formats.netspec import LayerEdit, LayerSpec
 from ..graph import Graph
-from ..window import Window
-from . import joins, rules
+from ..window import Pair, Window
+from . import joins, regrid, rules
 from .dilate import EXACT, SEED
 from .exactness import inexact_reason
 from .multigrid import apply_grid, grid_rates
@@ -40,6 +42,7 @@ class Options:
     mode: str = SEED
     input_shape: tuple[int, ...] | None = None
     multi_grid: tuple[int, ...] | None = None
+    assume_same_grid: tuple[str, ...] = ()      # layer types the user vouches keep the grid
 
 
 @dataclass
@@ -52,6 +55,7 @@ class LayerChange:
     spatial_scale: tuple[float, float] | None = None
     param_str: tuple[str, str] | None = None
     prior_step: dict[str, tuple[float, float]] | None = None
+    resize_to: tuple[Pair, Pair] | None = None
     reasons: list[str] = field(default_factory=list)
 
     def edit(self) -> LayerEdit:
@@ -63,12 +67,14 @@ class LayerChange:
             spatial_scale=self.spatial_scale[1] if self.spatial_scale else None,
             param_str=self.param_str[1] if self.param_str else None,
             prior_step={k: v[1] for k, v in self.prior_step.items()} if self.prior_step else None,
+            resize_to=self.resize_to[1] if self.resize_to else None,
         )
 
     def key(self) -> tuple:
         """What the change does, for comparing the same layer across phases."""
         return (self.after, self.make_global, self.clear_engine, self.spatial_scale,
-                self.param_str, None if self.prior_step is None else sorted(self.prior_step.items()))
+                self.param_str, None if self.prior_step is None else sorted(self.prior_step.items()),
+                self.resize_to)
 
 
 @dataclass
@@ -78,9 +84,23 @@ class Plan:
     inexact: list[ConversionWarning]        # why the new network is not function-preserving
     stride_before: Fraction
     stride_after: Fraction
+    final: dict[str, Fraction] = field(default_factory=dict)   # outputs' strides (TEST phase)
 
     def ordered(self) -> list[LayerChange]:
         return [self.changes[i] for i in sorted(self.changes)]
+
+    def summary(self, by_output_stride: bool = True) -> str:
+        """One line: what changed, or that the network already is at the asked stride;
+        and the strides of outputs that differ from the output stride (upsampled)."""
+        n, before = len(self.changes), st.fmt_stride(self.stride_before)
+        outputs = "; ".join(f"its output '{name}' is at stride {st.fmt_stride(v)}"
+                            for name, v in self.final.items() if v != self.stride_after)
+        if by_output_stride and n == 0 and self.stride_before == self.stride_after:
+            line = f"already at output stride {before}: nothing to change"
+        else:
+            line = (f"converted {n} layer{'s' if n != 1 else ''}: output stride {before} -> "
+                    f"{st.fmt_stride(self.stride_after)}")
+        return f"{line} ({outputs})" if outputs else line
 
 
 @dataclass
@@ -90,6 +110,7 @@ class _PhasePlan:
     inexact: list[ConversionWarning]
     stride_before: Fraction
     stride_after: Fraction
+    final: dict[str, Fraction]
 
 
 def _facts(g: Graph, opts: Options) -> rules.Facts:
@@ -108,13 +129,27 @@ def _facts(g: Graph, opts: Options) -> rules.Facts:
     return facts
 
 
-def _decide(facts: rules.Facts, layer: LayerSpec) -> rules.Decision | None:
+def _rule_for(facts: rules.Facts, layer: LayerSpec):
+    geo = grids.geometry(facts.graph)
+    if layer.index in geo.bins:
+        return regrid.bin_pooling
+    if layer.index in geo.anchors:
+        return regrid.anchored
+    if layer.upsample is not None:
+        return regrid.upsample
+    return rules.rule_for(layer)
+
+
+def _decide(facts: rules.Facts, layer: LayerSpec, opts: Options) -> rules.Decision | None:
     factors = [facts.factor(b) for b in facts.graph.bottoms(layer)]
     if rules.is_proposal(layer):
         return rules.feat_stride(facts, layer, factors)
     if layer.type in ("Eltwise", "Concat"):
         joins.check_factors(facts, layer)
-    rule = rules.rule_for(layer)
+    unknown = regrid.unknown_type(facts, layer, frozenset(opts.assume_same_grid))
+    if unknown is not None:
+        return unknown
+    rule = _rule_for(facts, layer)
     if rule is None or not factors or factors[0] is None:
         return None
     return rule(facts, layer, factors[0], facts.removals.get(layer.index, (1, 1)))
@@ -134,7 +169,7 @@ def _plan_phase(g: Graph, opts: Options) -> _PhasePlan:
     warnings: list[ConversionWarning] = []
     undilated: set[int] = set()
     for layer in g.layers:
-        d = _decide(facts, layer)
+        d = _decide(facts, layer, opts)
         if d is None:
             continue
         warnings += [ConversionWarning(layer.name, w) for w in d.warnings]
@@ -145,7 +180,14 @@ def _plan_phase(g: Graph, opts: Options) -> _PhasePlan:
     if opts.multi_grid:
         _multi_grid(facts, changes, opts.multi_grid)
     windows = {i: c.after for i, c in changes.items()}
-    joins.check_sizes(g, windows, facts.made_global, undilated, opts.input_shape)
+    sizing, sizes = regrid.follow_sizes(facts, windows, opts.input_shape)
+    for i, (old, new) in sizes.items():
+        if old != new:
+            c = changes.setdefault(i, LayerChange(_layer(g, i)))
+            c.resize_to = (old, new)
+            c.reasons.append(f"size {old[0]}x{old[1]} -> {new[0]}x{new[1]}: it resizes back onto "
+                             f"'{grids.geometry(g).anchors[i].name}', which grew")
+    joins.check_sizes(sizing, windows, facts.made_global, undilated, opts.input_shape)
     inexact = []
     for layer in g.layers:
         bottoms = g.bottoms(layer)
@@ -154,8 +196,13 @@ def _plan_phase(g: Graph, opts: Options) -> _PhasePlan:
                              facts.factor(bottoms[0]) if bottoms else None)
         if why:
             inexact.append(ConversionWarning(layer.name, why))
-    return _PhasePlan(changes, warnings, inexact, st.output_stride(facts.s0),
-                      st.output_stride(facts.s1))
+    return _PhasePlan(changes, warnings, inexact, st.network_output_stride(g),
+                      st.network_output_stride(g, facts.removals, facts.made_global),
+                      st.final_strides(g, facts.s1))
+
+
+def _layer(g: Graph, index: int) -> LayerSpec:
+    return next(l for l in g.layers if l.index == index)
 
 
 def _multi_grid(facts: rules.Facts, changes: dict[int, LayerChange], grid) -> None:
@@ -197,6 +244,8 @@ def _merge(plans: list[_PhasePlan], graphs: list[Graph]) -> Plan:
         out.inexact += [w for w in p.inexact if w not in out.inexact]
         out.stride_before = max(out.stride_before, p.stride_before)
         out.stride_after = max(out.stride_after, p.stride_after)
+        if g.phase == "TEST" or not out.final:
+            out.final = p.final
     return out
 
 
@@ -206,6 +255,12 @@ def make_plan(graphs: list[Graph], opts: Options) -> Plan:
     plans = []
     for g in graphs:
         p = _plan_phase(g, opts)
+        if opts.from_layer is None and p.stride_after != opts.output_stride \
+                and opts.output_stride > p.stride_before:
+            raise AtrousError(
+                f"output stride {opts.output_stride} is larger than the network's own output stride "
+                f"{st.fmt_stride(p.stride_before)}; caffe_atrous can only remove strides: ask for "
+                f"{st.fmt_stride(p.stride_before)} or less", file=g.path)
         if opts.from_layer is None and p.stride_after != opts.output_stride:
             reach = st.reachable_output_strides(g)
             raise AtrousError(
