@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# Coverage of the package (CLI subprocesses included) is printed before the summary.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 
 # Convert the bundled example network (its stage 4 is the seed document's example),
 # then prove the exact conversion in OpenCV with random weights.

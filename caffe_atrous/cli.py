@@ -28,6 +28,7 @@ examples:
   python -m caffe_atrous net.prototxt --from res4a_branch1 -v -o -
   python -m caffe_atrous net.prototxt -o net_os8.prototxt --check   # in CI: is it up to date?
   python -m caffe_atrous net.prototxt -o net_os8.prototxt --weights net.caffemodel
+  python -m caffe_atrous segnet.prototxt -o segnet_os8.prototxt --proto my-fork/caffe.proto
   python -m caffe_atrous init-weights net.prototxt -o random.caffemodel
   python -m caffe_atrous verify net.prototxt net_os8.prototxt net.caffemodel
 
@@ -78,6 +79,20 @@ def _positive(text: str) -> int:
     return value
 
 
+def _add_proto(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--proto", metavar="FILE", help="read and write with this caffe.proto (your "
+                   "fork's) instead of the built-in schema; needs pip install "
+                   "'caffe-atrous[proto]'")
+
+
+def _schema(path: str | None):
+    """The schema of --proto FILE, or None for the built-in one."""
+    if not path:
+        return None
+    from .formats.protoc import load
+    return load(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Convert a Caffe network to a dilated (atrous) network at a "
                 "chosen output stride. The pretrained .caffemodel still fits: layer names and "
@@ -108,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop every layer after LAYER (e.g. the classifier head)")
     p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
                    help="input size to reason with, instead of the one in the file")
+    _add_proto(p)
     p.add_argument("--weights", metavar="IN.caffemodel",
                    help="check that this caffemodel fits the converted network (by layer name and "
                         "blob shape)")
@@ -142,6 +158,7 @@ def build_init_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
                    help="input size, where the prototxt gives none")
+    _add_proto(p)
     return p
 
 
@@ -162,12 +179,14 @@ def build_verify_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random input")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest relative error that passes (default 1e-4)")
+    _add_proto(p)
     return p
 
 
 def run_init(args: argparse.Namespace) -> int:
     from .weights import random_weights
-    loaded = load_text(read_text(args.net), args.net)
+    schema = _schema(args.proto)
+    loaded = load_text(read_text(args.net), args.net, schema)
     n = random_weights(loaded, args.output, seed=args.seed, input_shape=args.input_shape)
     print(f"init-weights: {n} layers with random weights written to {args.output}", file=sys.stderr)
     return 0
@@ -177,7 +196,7 @@ def run_verify(args: argparse.Namespace) -> int:
     from .verify import verify
     report = verify(args.orig, args.new, args.weights, blob=args.blob,
                     input_shape=args.input_shape, engine=args.engine, seed=args.seed,
-                    tolerance=args.tolerance)
+                    tolerance=args.tolerance, schema=_schema(args.proto))
     print("\n".join(report.lines()))
     return 0 if report.ok else 1
 
@@ -242,7 +261,8 @@ def _check_weights(args: argparse.Namespace, result: Result) -> str:
     from .convert import Loaded
     from .formats.caffemodel import Weights, write_converted
     from .weights import check, raise_for
-    converted = Loaded(result.net, args.output, result.loaded.lines, False)
+    converted = Loaded(result.net, args.output, result.loaded.lines, False,
+                       schema=result.loaded.schema)
     with Weights(args.weights) as w:
         report = check(converted, w, args.input_shape)
         raise_for(report, args.weights)
@@ -282,8 +302,9 @@ def run_convert(args: argparse.Namespace) -> int:
                    from_layer=args.from_layer, mode=EXACT if args.exact else SEED,
                    input_shape=args.input_shape, multi_grid=args.multi_grid,
                    assume_same_grid=tuple(args.assume_same_grid or ()))
+    schema = _schema(args.proto)
     text = read_text(args.input)
-    loaded = load_text(text, path)
+    loaded = load_text(text, path, schema)
     if args.truncate_after:
         loaded = truncate(loaded, args.truncate_after)
     result = convert_loaded(loaded, opts, layout=not args.canonical)

@@ -364,9 +364,10 @@ class Writer:
             self.abort()
 
 
-# LayerParameter fields that a conversion changes (the same numbers in every fork).
-_CHANGED = {106: "convolution_param", 121: "pooling_param", 130: "python_param",
-            203: "prior_box_param"}
+# LayerParameter fields that a conversion changes. Their numbers come from the
+# net's own schema (a fork's, with --proto); in the built-in one they are the
+# numbers every fork uses (106, 121, 130; SSD's 203).
+_CHANGED = ("convolution_param", "pooling_param", "python_param", "prior_box_param")
 
 
 def write_converted(net, weights: Weights, out_path: str) -> int:
@@ -392,10 +393,11 @@ def write_converted(net, weights: Weights, out_path: str) -> int:
                       header=definition.SerializeToString())
             else:
                 pieces = []
+                by_number = layer.DESCRIPTOR.fields_by_number
                 for number, _, raw in source.fields():
-                    pname = _CHANGED.get(number)
-                    if pname and layer.HasField(pname):
-                        pieces.append(encode_field(number, getattr(layer, pname).SerializeToString()))
+                    fd = by_number.get(number)
+                    if fd is not None and fd.name in _CHANGED and layer.HasField(fd.name):
+                        pieces.append(encode_field(number, getattr(layer, fd.name).SerializeToString()))
                     else:
                         pieces.append(raw)
                 w.add_record(pieces)
