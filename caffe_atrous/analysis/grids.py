@@ -49,13 +49,15 @@ SAME_GRID = frozenset({
     "Scale", "Bias", "Normalize", "Softmax",
     # blob plumbing over channels or copies
     "Split", "Concat", "Eltwise", "Slice", "Axpy", "Crop", "Silence",
+    # DeepLab's CRF refines the scores on their own grid
+    "DenseCRF",
 })
 
 NON_SPATIAL = frozenset({
     "InnerProduct", "Flatten", "Reshape", "Permute", "PriorBox", "ROIPooling", "PSROIPooling",
     "DetectionOutput", "Python", "SoftmaxWithLoss", "Accuracy", "EuclideanLoss",
     "SigmoidCrossEntropyLoss", "MultiBoxLoss", "SmoothL1Loss", "SmoothL1LossOHEM", "SegAccuracy",
-    "ArgMax", "Reduction", "Embed", "BoxAnnotatorOHEM"})
+    "ArgMax", "Reduction", "Embed", "BoxAnnotatorOHEM", "MatWrite"})
 
 
 def is_resampler(layer: LayerSpec) -> bool:
@@ -66,7 +68,7 @@ def is_resampler(layer: LayerSpec) -> bool:
 def is_known(layer: LayerSpec, assumed=frozenset()) -> bool:
     """Whether caffe_atrous knows what `layer` does to the grid (`assumed`: types the
     user vouches keep it)."""
-    return (not layer.bottoms or layer.conv is not None or layer.pool is not None
+    return (not layer.bottoms or not layer.tops or layer.conv is not None or layer.pool is not None
             or layer.ip is not None or is_resampler(layer) or layer.type in SAME_GRID or layer.type in NON_SPATIAL or layer.type in assumed)
 
 
