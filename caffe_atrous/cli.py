@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "multiply-accumulates and activation memory before and after, and "
                         "every changed layer")
     p.add_argument("--report-json", metavar="FILE", help="write the same report as JSON")
+    p.add_argument("--report-html", metavar="FILE", help="write the report as one self-contained "
+                   "HTML page, the network drawn (needs the extra 'report' and Graphviz)")
     p.add_argument("--diff", action="store_true", default=None,
                    help="print a unified diff of IN and the conversion instead of writing OUT")
     p.add_argument("--canonical", action="store_true", default=None,
@@ -328,6 +330,9 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.report or args.report_json:
         from .report import build
         report = build(loaded, result, args.input_shape)
+    if args.report_html:                # rendered before anything is written: it can fail
+        from .report_html import render
+        page = render(loaded, result, args.input_shape, text)
     if args.diff:
         sys.stdout.writelines(unified_diff(text, result.text, path,
                                            args.output if args.output != "-" else f"{path} (converted)"))
@@ -340,6 +345,8 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.report_json:
         import json
         write_atomic(args.report_json, json.dumps(report, indent=2) + "\n")
+    if args.report_html:
+        write_atomic(args.report_html, page)
     if loaded.legacy and not args.quiet:
         _say("note", f"{path} is a legacy V1 (`layers`) file; the output is upgraded to V2 (`layer`)")
     for w in result.warnings:

@@ -97,6 +97,7 @@ KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "weights-out": ("weights_out", _str),
     "report": ("report", _bool),
     "report-json": ("report_json", _str),
+    "report-html": ("report_html", _str),
     "diff": ("diff", _bool),
     "canonical": ("canonical", _bool),
     "quiet": ("quiet", _bool),

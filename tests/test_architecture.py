@@ -15,7 +15,7 @@ LAYERS = [
     {"analysis"},
     {"rewrite"},
     {"convert", "config"},
-    {"weights", "runners", "report"},
+    {"weights", "runners", "report", "report_html"},
     {"verify"},
     {"cli", "__main__"},
 ]
