@@ -33,7 +33,7 @@ Stride = tuple[Fraction, Fraction]
 ONE: Stride = (Fraction(1), Fraction(1))
 
 __all__ = ["NON_SPATIAL", "own_stride", "cumulative_strides", "output_stride",
-           "network_output_stride", "removals_for_output_stride", "removals_from_layer",
+           "network_output_stride", "strides_and_output_stride", "removals_for_output_stride", "removals_from_layer",
            "reachable_output_strides", "final_strides", "removed_factor", "fmt_stride"]
 
 
@@ -145,6 +145,14 @@ def _deepest(graph: Graph, p: _Pass) -> Fraction:
     values = [max(_rel(s, p.frames.get(b, ONE))) for b, s in p.strides.items()
               if s is not None and b not in branch]
     return max(values) if values else Fraction(1)
+
+
+def strides_and_output_stride(graph: Graph, removals: dict[int, Pair] | None = None,
+                              made_global: set[int] = frozenset()
+                              ) -> tuple[dict[Blob, Stride | None], Fraction]:
+    """cumulative_strides and network_output_stride from one walk."""
+    p = _after(graph, removals, made_global)
+    return p.strides, _deepest(graph, p)
 
 
 def network_output_stride(graph: Graph, removals: dict[int, Pair] | None = None,

@@ -113,20 +113,21 @@ class _PhasePlan:
     final: dict[str, Fraction]
 
 
-def _facts(g: Graph, opts: Options) -> rules.Facts:
-    """Strides before and after the removals, original shapes, heads made global."""
+def _facts(g: Graph, opts: Options) -> tuple[rules.Facts, Fraction, Fraction]:
+    """Strides before and after the removals, original shapes, heads made global;
+    and the output strides before and after."""
     if opts.from_layer is not None:
         start = g.layer(opts.from_layer)
         removals = st.removals_from_layer(g, start.index) if start else {}
     else:
         removals = st.removals_for_output_stride(g, opts.output_stride)
-    s0 = st.cumulative_strides(g)
-    facts = rules.Facts(g, opts.mode, s0, st.cumulative_strides(g, removals), removals,
-                        infer_shapes(g, input_shape=opts.input_shape))
+    s0, before = st.strides_and_output_stride(g)
+    s1, after = st.strides_and_output_stride(g, removals)
+    facts = rules.Facts(g, opts.mode, s0, s1, removals, infer_shapes(g, input_shape=opts.input_shape))
     facts.made_global = {l.index for l in g.layers if rules.covers_whole_map(facts, l)}
     if facts.made_global:
-        facts.s1 = st.cumulative_strides(g, removals, facts.made_global)
-    return facts
+        facts.s1, after = st.strides_and_output_stride(g, removals, facts.made_global)
+    return facts, before, after
 
 
 def _rule_for(facts: rules.Facts, layer: LayerSpec):
@@ -164,7 +165,7 @@ def _record(layer: LayerSpec, d: rules.Decision) -> LayerChange:
 
 
 def _plan_phase(g: Graph, opts: Options) -> _PhasePlan:
-    facts = _facts(g, opts)
+    facts, before, after = _facts(g, opts)
     changes: dict[int, LayerChange] = {}
     warnings: list[ConversionWarning] = []
     undilated: set[int] = set()
@@ -196,9 +197,7 @@ def _plan_phase(g: Graph, opts: Options) -> _PhasePlan:
                              facts.factor(bottoms[0]) if bottoms else None)
         if why:
             inexact.append(ConversionWarning(layer.name, why))
-    return _PhasePlan(changes, warnings, inexact, st.network_output_stride(g),
-                      st.network_output_stride(g, facts.removals, facts.made_global),
-                      st.final_strides(g, facts.s1))
+    return _PhasePlan(changes, warnings, inexact, before, after, st.final_strides(g, facts.s1))
 
 
 def _layer(g: Graph, index: int) -> LayerSpec:
