@@ -48,7 +48,8 @@ proto: $(STAMP)
 clean:
 	rm -rf $(VENV) demo/out .pytest_cache
 
-# Weights check of a ~230 MB caffemodel against a full protobuf parse (needs ../shared/zoo).
+# Weights check of a ~230 MB caffemodel against a full protobuf parse, and --weights-out
+# against cp of the same file (needs ../shared/zoo).
 bench: $(STAMP)
 	$(BIN)/python bench/weights_check.py
 	$(BIN)/python bench/report_html.py

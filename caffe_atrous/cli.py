@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 from . import __version__
+from .atomic import write_text
 from .convert import Result, convert_loaded, load_text, read_text, truncate
 from .errors import AtrousError, UsageError
 from .rewrite.dilate import EXACT, SEED
@@ -228,25 +228,6 @@ def unified_diff(a: str, b: str, from_name: str, to_name: str, context: int = 3)
             yield from ("+" + line for line in bl[b1:b2])
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write text to path via a temporary file in the same folder, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    except OSError as exc:
-        raise AtrousError(f"cannot write here: {exc.strerror}", file=path) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise AtrousError(f"cannot write: {exc.strerror}", file=path) from None
-
-
 def _same_file(a: str, b: str) -> bool:
     if a == "-" or b == "-":
         return False
@@ -261,7 +242,8 @@ def _same_file(a: str, b: str) -> bool:
 def _check_weights(args: argparse.Namespace, result: Result) -> str:
     """Check (and with --weights-out, rewrite) the caffemodel for the converted net."""
     from .convert import Loaded
-    from .formats.caffemodel import Weights, write_converted
+    from .formats.caffemodel import Weights
+    from .formats.weights_out import write_converted
     from .weights import check, raise_for
     converted = Loaded(result.net, args.output, result.loaded.lines, False,
                        schema=result.loaded.schema)
@@ -341,12 +323,12 @@ def run_convert(args: argparse.Namespace) -> int:
         sys.stdout.write(result.text)
         sys.stdout.flush()
     else:
-        write_atomic(args.output, result.text)
+        write_text(args.output, result.text)
     if args.report_json:
         import json
-        write_atomic(args.report_json, json.dumps(report, indent=2) + "\n")
+        write_text(args.report_json, json.dumps(report, indent=2) + "\n")
     if args.report_html:
-        write_atomic(args.report_html, page)
+        write_text(args.report_html, page)
     if loaded.legacy and not args.quiet:
         _say("note", f"{path} is a legacy V1 (`layers`) file; the output is upgraded to V2 (`layer`)")
     for w in result.warnings:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
+from ..atomic import atomic_file
 from ..errors import AtrousError, UsageError
 from .schema import Schema
 
@@ -94,9 +95,7 @@ def _store(cached: Path, data: bytes) -> None:
     only costs the next run a compilation."""
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=f".{cached.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_file(str(cached)) as fh:
             fh.write(data)
-        os.replace(tmp, cached)
-    except OSError:
+    except (OSError, AtrousError):
         pass
