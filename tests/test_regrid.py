@@ -201,3 +201,15 @@ def test_crlf_file_at_its_own_stride_is_byte_identical(capsys, tmp_path):
     src.write_bytes(net(conv("c1", "data", s=2)).replace("\n", "\r\n").encode())
     code, out, err = cli(capsys, tmp_path, src, "--output-stride", "2")
     assert code == 0 and out == src.read_bytes() and "already at output stride 2" in err
+
+
+def test_a_fixed_size_that_is_no_blobs_stays_a_warning_and_one_that_is_follows_nothing_here():
+    text = net(conv("c1", "data", s=2), conv("c2", "c1", s=2), conv("c3", "c2", s=2),
+               layer("odd", "Interp", "c3", body="interp_param { height: 20 width: 20 }"),
+               layer("back", "Interp", "c3", body="interp_param { height: 33 width: 33 }"),
+               layer("cat", "Concat", ["c1", "back"]), size=65)
+    r = convert(text, output_stride=4)
+    assert [c.layer.name for c in r.plan.ordered()] == ["c3"]
+    assert [str(w) for w in r.plan.warnings] == [
+        "layer 'odd': Interp reads 'c3', now x2 denser; its fixed output size 20x20 may no longer "
+        "give the resolution you want: check it"]
