@@ -18,7 +18,6 @@ from .atomic import write_text
 from .files import same_file, unified_diff
 from .rewrite.dilate import EXACT, SEED
 from .rewrite.plan import Options
-from .analysis.strides import fmt_stride
 
 PROG = "caffe_atrous"
 
@@ -123,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exact", action="store_true", default=None,
                    help="function-preserving rule: a layer whose stride is removed keeps its "
                         "dilation; refuse poolings that cannot be exact")
+    p.add_argument("--assume-same-grid", action="append", metavar="TYPE",
+                   help="a layer type caffe_atrous does not know that keeps its input's grid "
+                        "(elementwise, like ReLU); without it such a layer is named in a warning, "
+                        "and --exact refuses it (repeatable)")
     p.add_argument("--multi-grid", type=_grid, metavar="R1,R2,...",
                    help="DeepLab v3 unit rates for the last stage, times the stage's rate "
                         "(output stride 16 with 1,2,4 gives 2,4,8)")
@@ -283,7 +286,8 @@ def run_convert(args: argparse.Namespace) -> int:
                    from_layer=args.from_layer, mode=EXACT if args.exact else SEED,
                    input_shape=args.input_shape, multi_grid=args.multi_grid,
                    fc_to_conv=args.fc_to_conv, decimate=args.decimate,
-                   weights_follow=bool(args.weights and args.weights_out))
+                   weights_follow=bool(args.weights and args.weights_out),
+                   assume_same_grid=tuple(args.assume_same_grid or ()))
     if args.decimate and not args.fc_to_conv:
         raise UsageError("--decimate acts on the heads that --fc-to-conv converts; add --fc-to-conv")
     schema = _schema(args.proto)
@@ -301,7 +305,7 @@ def run_convert(args: argparse.Namespace) -> int:
                                      None if args.check else args.weights_out, args.input_shape)
     if args.check:
         try:
-            with open(args.output, encoding="utf-8") as fh:
+            with open(args.output, encoding="utf-8", newline="") as fh:
                 current = fh.read()
         except OSError:
             current = None
@@ -346,10 +350,7 @@ def run_convert(args: argparse.Namespace) -> int:
     if weights_line and not args.quiet:
         print(weights_line, file=sys.stderr)
     if not args.quiet:
-        plan = result.plan
-        n = len(plan.changes)
-        print(f"converted {n} layer{'s' if n != 1 else ''}: output stride "
-              f"{fmt_stride(plan.stride_before)} -> {fmt_stride(plan.stride_after)}", file=sys.stderr)
+        print(result.plan.summary(args.from_layer is None), file=sys.stderr)
     return 0
 
 

@@ -58,6 +58,15 @@ def _str(v: Any) -> str:
     return v
 
 
+def _names(v: Any) -> tuple[str, ...]:
+    """One name, or a list of names (`assume-same-grid: [Upsample, MyReLU]`)."""
+    items = [v] if isinstance(v, str) else v
+    if not isinstance(items, list) or not items or \
+            not all(isinstance(x, str) and x for x in items):
+        raise ValueError("a layer type or a list of them, like [MyReLU]")
+    return tuple(items)
+
+
 def _ints(n: int | None) -> Callable[[Any], tuple[int, ...]]:
     def check(v: Any) -> tuple[int, ...]:
         if isinstance(v, str):
@@ -83,6 +92,7 @@ KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "multi-grid": ("multi_grid", _ints(None)),
     "fc-to-conv": ("fc_to_conv", _bool),
     "decimate": ("decimate", _ints(2)),
+    "assume-same-grid": ("assume_same_grid", _names),
     "truncate-after": ("truncate_after", _str),
     "input-shape": ("input_shape", _ints(4)),
     "weights": ("weights", _str),

@@ -66,8 +66,10 @@ def read_text(path: str) -> str:
     try:
         if path == "-":                 # bytes, so that the decoding below is strict here too
             stream = getattr(sys.stdin, "buffer", None)
-            return stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
-        with open(path, encoding="utf-8") as fh:
+            if stream is None:
+                return sys.stdin.read()
+            return stream.read().decode("utf-8")
+        with open(path, encoding="utf-8", newline="") as fh:    # CRLF files stay CRLF
             return fh.read()
     except FileNotFoundError:
         raise UsageError("no such file", file=path) from None

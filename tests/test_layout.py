@@ -77,7 +77,7 @@ def test_networks_at_their_own_output_stride_come_back_unchanged(path):
     from caffe_atrous.analysis import strides as st
     from caffe_atrous.convert import load_text
     text = zoo_text(path)
-    own = max(st.output_stride(st.cumulative_strides(g)) for g in load_text(text, path).graphs())
+    own = max(st.network_output_stride(g) for g in load_text(text, path).graphs())
     r = convert(text, output_stride=int(own))
     assert not r.plan.changes and r.text == text
 

@@ -13,7 +13,8 @@ import math
 from typing import Callable
 
 from ..errors import AtrousError
-from ..formats.facts import Crop, Flatten, Permute, Reshape, Resize, RoiPool, Slice, Source
+from ..formats.facts import (Crop, Flatten, Permute, Reshape, Resize, RoiPool, Slice, Source,
+                             Upsample)
 from ..formats.netspec import LayerSpec
 from ..graph import Blob, Graph
 from ..window import Window, conv_out, deconv_out, pool_out
@@ -79,6 +80,25 @@ def _interp_size(p: Resize, h: int, w: int) -> tuple[int, int]:
     if zoom != 1:
         return h_eff + (h_eff - 1) * (zoom - 1), w_eff + (w_eff - 1) * (zoom - 1)
     return h_eff, w_eff
+
+
+def _resize(layer: LayerSpec, ins: list, *_) -> list:
+    """Interp: a fixed size, zoom/shrink factors, or (no size given, two bottoms)
+    the size of its second bottom."""
+    n, c, h, w = _spatial(layer, ins[0])
+    p = layer.resize
+    if len(ins) > 1 and not p.fixed and p.zoom_factor == p.shrink_factor == 1:
+        return [None] if ins[1] is None else [(n, c) + tuple(_spatial(layer, ins[1])[2:])]
+    return [(n, c) + _interp_size(p, h, w)]
+
+
+def _upsample(layer: LayerSpec, ins: list, *_) -> list:
+    """SegNet/ENet Upsample: upsample_h x upsample_w, else scale x input (minus pad_out)."""
+    n, c, h, w = _spatial(layer, ins[0])
+    p = layer.upsample
+    if p.fixed:
+        return [(n, c) + p.size]
+    return [(n, c, h * p.scale[0] - p.pad_out[0], w * p.scale[1] - p.pad_out[1])]
 
 
 def _reshape(p: Reshape, shape: Shape) -> Shape | None:
@@ -240,8 +260,8 @@ def _rule(layer: LayerSpec):
     if t in SAME_SHAPE:
         return (lambda l, ins, *_: [ins[0]] + [None] * (len(l.tops) - 1)), True
     if layer.resize is not None:
-        return (lambda l, ins, *_: [ins[0][:2] + _interp_size(l.resize, *_spatial(l, ins[0])[2:])]), True
-    table = {Slice: _slice, Flatten: _flatten, Permute: _permute, Crop: _crop, RoiPool: _roi,
+        return _resize, True
+    table = {Upsample: _upsample, Slice: _slice, Flatten: _flatten, Permute: _permute, Crop: _crop, RoiPool: _roi,
              Reshape: lambda l, ins, *_: [_reshape(l.params, ins[0])]}
     rule = table.get(type(p))
     return (rule, True) if rule else (None, True)

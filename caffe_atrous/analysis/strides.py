@@ -1,8 +1,17 @@
 """Cumulative strides: how far apart, in input pixels, a blob's positions are.
 
-A blob's stride is a (height, width) pair of exact numbers: ints, or Fractions
-where a Deconvolution or an Interp makes it smaller than 1; None means the blob
-has no spatial layout (the output of an InnerProduct, a global pooling, ...).
+A blob's stride is a (height, width) pair of Fractions (a Deconvolution or an
+Interp can make it smaller than 1); None means the blob has no spatial layout
+(the output of an InnerProduct, a global pooling, a Flatten, ...). What each
+layer does to the grid is said in grids.py.
+
+The network's OUTPUT STRIDE is the stride of the deepest map it computes: the
+largest stride of any spatial blob, except the bins of a pyramid-pooling branch
+that is resized back onto the grid it left (PSPNet's 1/2/3/6 bins), and counted
+in the pixels of the image a scale of an image pyramid reads (DeepLab v2 runs
+its backbone on the image at 0.5 too). It is not the stride of a final
+upsampling: FCN-8s is at output stride 32, and its output `score`, after the
+Deconvolutions, at stride 1 (`final_strides`).
 
 "Removing" a layer's stride means running it with stride 1: `removals` maps a
 layer index to the per-axis factor taken out of its stride.
@@ -10,37 +19,22 @@ layer index to the per-axis factor taken out of its stride.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable
 
 from ..formats.facts import Source
 from ..formats.netspec import LayerSpec
 from ..graph import Blob, Graph
 from ..window import Pair
+from .grids import NON_SPATIAL, Geometry, geometry, is_resampler
 
-if TYPE_CHECKING:
-    from fractions import Fraction
-Number = "int | Fraction"        # an int wherever the value is whole (the common case: fast)
-Stride = tuple[Number, Number]
-ONE: Stride = (1, 1)
+Stride = tuple[Fraction, Fraction]
+ONE: Stride = (Fraction(1), Fraction(1))
 
-
-def _scaled(x: Number, num: int, den: int) -> Number:
-    """x * num / den, exactly: an int when whole, else a Fraction."""
-    if type(x) is int:
-        q, rem = divmod(x * num, den)
-        if not rem:
-            return q
-        from fractions import Fraction      # rare (upsampling): not imported otherwise
-        return Fraction(x * num, den)
-    v = x * num / den
-    return v.numerator if v.denominator == 1 else v
-
-# Layer types whose tops have no spatial layout relative to the image.
-NON_SPATIAL = {"InnerProduct", "Flatten", "Reshape", "Permute", "PriorBox", "ROIPooling",
-               "PSROIPooling", "DetectionOutput", "Python", "SoftmaxWithLoss", "Accuracy",
-               "EuclideanLoss", "SigmoidCrossEntropyLoss", "MultiBoxLoss", "SmoothL1Loss",
-               "SmoothL1LossOHEM", "SegAccuracy", "ArgMax", "Reduction", "Embed",
-               "BoxAnnotatorOHEM", "Silence"}
+__all__ = ["NON_SPATIAL", "own_stride", "cumulative_strides", "output_stride",
+           "network_output_stride", "strides_and_output_stride", "removals_for_output_stride", "removals_from_layer",
+           "reachable_output_strides", "final_strides", "removed_factor", "fmt_stride"]
 
 
 def own_stride(layer: LayerSpec) -> Pair:
@@ -50,123 +44,162 @@ def own_stride(layer: LayerSpec) -> Pair:
     return layer.window.stride
 
 
+def _mul(a: Stride, b) -> Stride:
+    return (a[0] * b[0], a[1] * b[1])
+
+
+def _rel(stride: Stride, frame: Stride) -> Stride:
+    return (stride[0] / frame[0], stride[1] / frame[1])
+
+
+@dataclass
+class _Pass:
+    strides: dict[Blob, Stride | None]
+    frames: dict[Blob, Stride]             # the scale of the image a blob is computed from
+    removals: dict[int, Pair]
+
+
+def _sources(graph: Graph, layer: LayerSpec, out: _Pass) -> None:
+    source = layer.params if isinstance(layer.params, Source) else Source()
+    for i, blob in enumerate(graph.tops(layer)):
+        shape = source.shape(i)
+        out.strides[blob] = ONE if shape is None or len(shape) == 4 else None
+        out.frames[blob] = ONE
+
+
 def _propagate(graph: Graph, decide: Callable[[LayerSpec, Stride], Pair],
-               is_global: Callable[[LayerSpec], bool] | None = None
-               ) -> tuple[dict[Blob, Stride | None], dict[int, Pair]]:
+               is_global: Callable[[LayerSpec], bool] | None = None,
+               original: dict[Blob, Stride | None] | None = None) -> _Pass:
+    """One walk in graph order. `decide(layer, incoming stride in its scale's pixels)`
+    says which stride a layer loses; the poolings of pyramid branches are never
+    decided: they keep their bins (`original`: the strides before any removal)."""
     is_global = is_global or (lambda layer: layer.is_global_pool)
-    strides: dict[Blob, Stride | None] = {}
-    removals: dict[int, Pair] = {}
+    geo = geometry(graph)
+    out = _Pass({}, {}, {})
     for blob in graph.inputs:
         if blob.producer is None:
-            strides[blob] = ONE if blob.shape is None or len(blob.shape) == 4 else None
+            out.strides[blob] = ONE if blob.shape is None or len(blob.shape) == 4 else None
+            out.frames[blob] = ONE
     for layer in graph.layers:
-        ins = [strides.get(b) for b in graph.bottoms(layer)]
-        spatial = [s for s in ins if s is not None]
-        first = ins[0] if ins else None
         if not layer.bottoms:
-            source = layer.params if isinstance(layer.params, Source) else Source()
-            outs = [ONE if source.shape(i) is None or len(source.shape(i)) == 4 else None
-                    for i in range(len(layer.tops))]
-            for blob, s in zip(graph.tops(layer), outs):
-                strides[blob] = s
+            _sources(graph, layer, out)
             continue
-        if first is None:
-            first = spatial[0] if spatial else None
-        out: Stride | None = first
+        bottoms = graph.bottoms(layer)
+        x = next((b for b in bottoms if out.strides.get(b) is not None), bottoms[0])
+        first, frame = out.strides.get(x), out.frames.get(x, ONE)
+        result = first
         if first is None or layer.type in NON_SPATIAL or is_global(layer):
-            out = None
+            result = None
+        elif layer.index in geo.bins:
+            result = _mul((original or out.strides)[x] or first, layer.window.stride)
+        elif is_resampler(layer):
+            result, frame = _resample(geo, layer, out, first, frame)
         elif layer.window is not None:
+            r = decide(layer, _rel(first, frame))
+            if r != (1, 1):
+                out.removals[layer.index] = r
             s = layer.window.stride
-            if layer.is_deconv:
-                out = (_scaled(first[0], 1, s[0]), _scaled(first[1], 1, s[1]))
-            else:
-                r = decide(layer, first)
-                if r != (1, 1):
-                    removals[layer.index] = r
-                out = (_scaled(first[0], s[0], r[0]), _scaled(first[1], s[1], r[1]))
-        elif layer.resize is not None:
-            p = layer.resize
-            if not (p.height or p.width):
-                out = (_scaled(first[0], p.shrink_factor, p.zoom_factor),
-                       _scaled(first[1], p.shrink_factor, p.zoom_factor))
+            result = (first[0] * s[0] / r[0], first[1] * s[1] / r[1])
         for blob in graph.tops(layer):
-            strides[blob] = out
-    return strides, removals
+            out.strides[blob] = result
+            out.frames[blob] = frame
+    return out
+
+
+def _resample(geo: Geometry, layer: LayerSpec, out: _Pass, first: Stride, frame: Stride):
+    """(stride, scale) of a resampler's output: on its anchor's grid, or scaled; one that
+    reads an image starts a scale of its own."""
+    anchor = geo.anchors.get(layer.index)
+    if anchor is not None and out.strides.get(anchor) is not None:
+        return out.strides[anchor], out.frames.get(anchor, ONE)
+    result = _mul(first, geo.scales.get(layer.index, ONE))
+    return result, (result if _rel(first, frame) == ONE else frame)
 
 
 def cumulative_strides(graph: Graph, removals: dict[int, Pair] | None = None,
                        made_global: set[int] = frozenset()) -> dict[Blob, Stride | None]:
     """Every blob's stride once the given strides are removed (and the layers
     in `made_global` pool globally)."""
+    return _after(graph, removals, made_global).strides
+
+
+def _after(graph: Graph, removals: dict[int, Pair] | None,
+           made_global: set[int] = frozenset()) -> _Pass:
     removals = removals or {}
-    strides, _ = _propagate(graph, lambda layer, s: removals.get(layer.index, (1, 1)),
-                            lambda layer: layer.index in made_global or layer.is_global_pool)
-    return strides
+    original = None
+    if geometry(graph).bins and removals:
+        original = _propagate(graph, lambda layer, s: (1, 1)).strides
+    return _propagate(graph, lambda layer, s: removals.get(layer.index, (1, 1)),
+                      lambda layer: layer.index in made_global or layer.is_global_pool, original)
 
 
-def output_stride(strides: dict[Blob, Stride | None]) -> Number:
-    """The network's output stride: the largest stride of any spatial blob."""
+def output_stride(strides: dict[Blob, Stride | None]) -> Fraction:
+    """The largest stride of any spatial blob (see network_output_stride for the
+    network's output stride)."""
     values = [max(s) for s in strides.values() if s is not None]
-    return max(values) if values else 1
+    return max(values) if values else Fraction(1)
 
 
-def for_output_stride(graph: Graph, target: int) -> tuple[dict[int, Pair], dict[Blob, Stride | None]]:
-    """Remove every stride that would take a blob's stride past `target`: the
-    removals, and every blob's stride once they are removed."""
-    def decide(layer: LayerSpec, incoming: Stride) -> Pair:
-        s = own_stride(layer)
-        return (s[0] if s[0] > 1 and incoming[0] * s[0] > target else 1,
-                s[1] if s[1] > 1 and incoming[1] * s[1] > target else 1)
-    strides, removals = _propagate(graph, decide)
-    return removals, strides
+def _deepest(graph: Graph, p: _Pass) -> Fraction:
+    branch = geometry(graph).branch
+    values = [max(_rel(s, p.frames.get(b, ONE))) for b, s in p.strides.items()
+              if s is not None and b not in branch]
+    return max(values) if values else Fraction(1)
 
 
-def from_layer(graph: Graph, start_index: int) -> tuple[dict[int, Pair], dict[Blob, Stride | None]]:
-    """Remove the stride of the layer at `start_index` and of every later layer: the
-    removals, and every blob's stride once they are removed."""
-    def decide(layer: LayerSpec, incoming: Stride) -> Pair:
-        s = own_stride(layer)
-        return s if layer.index >= start_index and s != (1, 1) else (1, 1)
-    strides, removals = _propagate(graph, decide)
-    return removals, strides
+def strides_and_output_stride(graph: Graph, removals: dict[int, Pair] | None = None,
+                              made_global: set[int] = frozenset()
+                              ) -> tuple[dict[Blob, Stride | None], Fraction]:
+    """cumulative_strides and network_output_stride from one walk."""
+    p = _after(graph, removals, made_global)
+    return p.strides, _deepest(graph, p)
+
+
+def network_output_stride(graph: Graph, removals: dict[int, Pair] | None = None,
+                          made_global: set[int] = frozenset()) -> Fraction:
+    """The output stride (module docstring) once the given strides are removed."""
+    return _deepest(graph, _after(graph, removals, made_global))
 
 
 def removals_for_output_stride(graph: Graph, target: int) -> dict[int, Pair]:
-    return for_output_stride(graph, target)[0]
+    """Remove every stride that would take a blob's stride past `target`."""
+    def decide(layer: LayerSpec, incoming: Stride) -> Pair:
+        s = own_stride(layer)
+        return tuple(s[a] if s[a] > 1 and incoming[a] * s[a] > target else 1 for a in (0, 1))
+    return _propagate(graph, decide).removals
 
 
 def removals_from_layer(graph: Graph, start_index: int) -> dict[int, Pair]:
-    return from_layer(graph, start_index)[0]
+    """Remove the stride of the layer at `start_index` and of every later layer."""
+    def decide(layer: LayerSpec, incoming: Stride) -> Pair:
+        s = own_stride(layer)
+        return s if layer.index >= start_index and s != (1, 1) else (1, 1)
+    return _propagate(graph, decide).removals
 
 
 def reachable_output_strides(graph: Graph) -> list[int]:
     """The output strides `removals_for_output_stride` can produce for this graph."""
-    original = cumulative_strides(graph)
-    candidates = {int(max(s)) for s in original.values()
-                  if s is not None and max(s).denominator == 1}
-    reachable = []
-    for n in sorted(candidates):
-        got = output_stride(cumulative_strides(graph, removals_for_output_stride(graph, n)))
-        if got == n:
-            reachable.append(n)
-    return reachable
+    p = _after(graph, None)
+    branch = geometry(graph).branch
+    candidates = {int(v) for b, s in p.strides.items() if s is not None and b not in branch
+                  for v in [max(_rel(s, p.frames.get(b, ONE)))] if v.denominator == 1}
+    return [n for n in sorted(candidates)
+            if network_output_stride(graph, removals_for_output_stride(graph, n)) == n]
 
 
-def _whole_ratio(a: Number, b: Number) -> int | None:
-    if type(a) is int and type(b) is int:
-        q, rem = divmod(a, b)
-        return None if rem else q
-    f = a / b                   # one of them is a Fraction: an exact quotient
-    return f.numerator if f.denominator == 1 else None
+def final_strides(graph: Graph, strides: dict[Blob, Stride | None]) -> dict[str, Fraction]:
+    """The strides of the network's spatial outputs (blobs no layer reads)."""
+    return {b.name: max(s) for b in graph.blobs
+            if not b.consumers and b.producer is not None and (s := strides.get(b)) is not None}
 
 
 def removed_factor(before: Stride | None, after: Stride | None) -> Pair | None:
-    """Per-axis factor by which a blob became denser (None: not spatial, or not whole)."""
+    """Per-axis factor by which a blob became denser (None: not spatial)."""
     if before is None or after is None:
         return None
-    f = (_whole_ratio(before[0], after[0]), _whole_ratio(before[1], after[1]))
-    return None if None in f else f
+    f = (before[0] / after[0], before[1] / after[1])
+    return (int(f[0]), int(f[1])) if all(x.denominator == 1 for x in f) else None
 
 
-def fmt_stride(value: Number) -> str:
+def fmt_stride(value: Fraction) -> str:
     return str(value.numerator) if value.denominator == 1 else str(value)

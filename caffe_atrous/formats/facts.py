@@ -63,6 +63,20 @@ class Resize(NamedTuple):
         return bool(self.height and self.width)
 
 
+class Upsample(NamedTuple):
+    """SegNet/ENet Upsample (max-unpooling with the mask of a pooling): a scale
+    per axis, or an explicit output size (`size`, from upsample_h/upsample_w),
+    and the deprecated pad_out_h/_w (output one smaller than scale x input)."""
+
+    scale: Pair = (2, 2)
+    size: Pair | None = None
+    pad_out: tuple[bool, bool] = (False, False)
+
+    @property
+    def fixed(self) -> bool:
+        return self.size is not None
+
+
 class RoiPool(NamedTuple):
     """ROIPooling (pooled size) and PSROIPooling (output_dim x group x group)."""
 
@@ -145,5 +159,6 @@ class Source(NamedTuple):
         return self.shapes[min(index, len(self.shapes) - 1)]
 
 
-LayerParams = (Conv | Pool | InnerProduct | Resize | RoiPool | PriorBox | PythonLayer | Crop | Axis
-               | Slice | Eltwise | Flatten | Reshape | Permute | Affine | ChannelWise | Source)
+LayerParams = (Conv | Pool | InnerProduct | Resize | Upsample | RoiPool | PriorBox | PythonLayer
+               | Crop | Axis | Slice | Eltwise | Flatten | Reshape | Permute | Affine | ChannelWise
+               | Source)

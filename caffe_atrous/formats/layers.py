@@ -129,6 +129,32 @@ def _interp(layer, p) -> facts.Resize:
                         pad_beg=p.pad_beg, pad_end=p.pad_end)
 
 
+def _upsample(layer, p) -> facts.Upsample:
+    """SegNet's UpsampleLayer setup: upsample_h and upsample_w together, else
+    scale or scale_h and scale_w (each > 1); pad_out only with a scale of 2."""
+    h, w = get(p, "upsample_h"), get(p, "upsample_w")
+    if (h is None) != (w is None):
+        raise AtrousError("upsample_h and upsample_w must be given together")
+    if h is not None:
+        for name, v in (("upsample_h", h), ("upsample_w", w)):
+            if v <= 1:
+                raise AtrousError(f"{name} is {v}; Caffe requires {name} > 1")
+        return facts.Upsample(size=(h, w))
+    sh, sw = get(p, "scale_h"), get(p, "scale_w")
+    if (sh is None) != (sw is None) or (sh is not None and has(p, "scale")):
+        raise AtrousError("give scale, or scale_h and scale_w together, or upsample_h and "
+                          "upsample_w")
+    scale = (sh, sw) if sh is not None else (p.scale, p.scale)
+    for name, v in zip(("scale_h", "scale_w") if sh is not None else ("scale", "scale"), scale):
+        if v <= 1:
+            raise AtrousError(f"{name} is {v}; Caffe requires {name} > 1")
+    pad_out = (bool(get(p, "pad_out_h", False)), bool(get(p, "pad_out_w", False)))
+    if any(pad and s != 2 for pad, s in zip(pad_out, scale)):
+        raise AtrousError("pad_out_h/pad_out_w need a scale of 2 on that axis; Caffe refuses "
+                          "other scales: use upsample_h/upsample_w")
+    return facts.Upsample(scale=scale, pad_out=pad_out)
+
+
 def _roi(layer, p) -> facts.RoiPool:
     return facts.RoiPool(spatial_scale=p.spatial_scale, pooled=(p.pooled_h, p.pooled_w))
 
@@ -206,6 +232,7 @@ READERS: dict[str, Callable] = {
     "pooling_param": _pool,
     "inner_product_param": _inner_product,
     "interp_param": _interp,
+    "upsample_param": _upsample,
     "roi_pooling_param": _roi,
     "psroi_pooling_param": _psroi,
     "prior_box_param": _prior_box,

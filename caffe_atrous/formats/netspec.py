@@ -46,6 +46,7 @@ class LayerSpec:
     pool: facts.Pool | None = field(init=False, repr=False, compare=False)
     ip: facts.InnerProduct | None = field(init=False, repr=False, compare=False)
     resize: facts.Resize | None = field(init=False, repr=False, compare=False)
+    upsample: facts.Upsample | None = field(init=False, repr=False, compare=False)
     # Sliding-window geometry of a convolution, deconvolution or local pooling.
     window: Window | None = field(init=False, repr=False, compare=False)
     is_deconv: bool = field(init=False, repr=False, compare=False)
@@ -57,6 +58,7 @@ class LayerSpec:
         self.pool = p if isinstance(p, facts.Pool) else None
         self.ip = p if isinstance(p, facts.InnerProduct) else None
         self.resize = p if isinstance(p, facts.Resize) else None
+        self.upsample = p if isinstance(p, facts.Upsample) else None
         self.window = p.window if self.conv is not None or self.pool is not None else None
         self.is_deconv = self.conv is not None and self.conv.deconv
         self.is_global_pool = self.pool is not None and self.pool.is_global
@@ -83,6 +85,7 @@ class LayerEdit:
     param_str: str | None = None
     prior_step: dict[str, float] | None = None
     to_conv: ConvHead | None = None
+    resize_to: Pair | None = None       # Interp height/width, Upsample upsample_h/_w
 
 
 # ----------------------------------------------------------------- reading --
@@ -277,6 +280,16 @@ def _apply(layer, e: LayerEdit) -> None:
     if e.prior_step:
         for k, v in e.prior_step.items():
             setattr(layer.prior_box_param, k, v)
+    if e.resize_to is not None:
+        _write_size(layer, e.resize_to)
+
+
+def _write_size(layer, size: Pair) -> None:
+    """A fixed output size, in the field pair the layer already uses."""
+    if has(layer, "upsample_param"):
+        layer.upsample_param.upsample_h, layer.upsample_param.upsample_w = size
+    else:
+        layer.interp_param.height, layer.interp_param.width = size
 
 
 def net_name(net) -> str:

@@ -6,7 +6,8 @@ m-th position equals the original's. A layer breaks that when
     a convolution's dilation/pad differ from the exact rule's (the seed
         convention's own dilation, a multi-grid rate, a hand edit);
     a pooling with kernel > 1 reads a denser blob (Caffe pooling has no
-        dilation), or its kernel changed (2x2/2 -> 3x3/1);
+        dilation), or its kernel changed (2x2/2 -> 3x3/1; a pyramid pooling
+        scaled with its map);
     a global pooling averages a denser map (squeeze-and-excitation, pool5);
     a Deconvolution, Interp or Crop reads a denser blob (its geometry counts
         pixels of the original resolution);
@@ -72,6 +73,11 @@ def _pool(layer: LayerSpec, after: Window | None, made_global: bool, m: Pair) ->
                 "dense map, not the original positions")
     if w0 is None or after is None:
         return None
+    if dense and after.kernel == tuple(k * f for k, f in zip(w0.kernel, m)) \
+            and after.stride == tuple(k * f for k, f in zip(w0.stride, m)):
+        return (f"pyramid pooling {fmt_pair(w0.kernel)} scaled to {fmt_pair(after.kernel)} over a "
+                f"x{fmt_pair(m)} denser blob: its bins pool the dense map, not the original "
+                "positions")
     if after.kernel != w0.kernel:
         return (f"pooling {fmt_pair(w0.kernel)} became {fmt_pair(after.kernel)} (DeepLab/SSD "
                 "convention; --exact gives it stride 1 instead)")

@@ -1,221 +1,37 @@
 """The conversion plan: what changes in which layer, and why.
 
-`make_plan` looks at each phase's graph, chooses the strides to remove, and
-asks one rule per layer kind (rules.py) what to do:
+`make_plan` plans each phase's graph (phase.py), which asks one rule per layer
+kind what to do:
 
     Convolution    stride removed; dilation and pad scaled (dilate.py)
     Pooling        stride removed (2x2/2 -> 3x3/1 in the seed convention);
-                   a pooling that covered the whole map becomes global
+                   a pooling that covered the whole map becomes global;
+                   a pyramid pooling keeps its bins (regrid.py)
     InnerProduct   refused when its input would grow (weights would not fit);
                    with --fc-to-conv a Convolution (heads.py)
     RoI pooling    spatial_scale, Python feat_stride, PriorBox step: rescaled
     Eltwise/Concat refused when inputs arrive with different factors (joins.py);
                    branches whose sizes no longer meet are re-padded to "same"
                    (default convention only)
-    Deconvolution, Interp, Crop over a denser blob: named in a warning
+    Interp/Upsample a fixed size that returns onto a grid follows it (regrid.py)
+    Deconvolution, Interp, Crop over a denser blob, unknown types: named
 
-then applies multi-grid rates, sizes the result (joins.py) and records what
-is not exact (exactness.py). The plan is plain data; `LayerChange.edit()`
-turns a change into the formats-level LayerEdit written into a copy of the net.
+then merges the phases. The plan is plain data; `LayerChange.edit()` turns a
+change into the formats-level LayerEdit written into a copy of the net.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from fractions import Fraction
 
 from ..analysis import strides as st
-from ..analysis.shapes import infer_shapes
-from ..errors import AtrousError, ConversionWarning, UsageError
-from ..formats.netspec import ConvHead, LayerEdit, LayerSpec
+from ..errors import AtrousError, UsageError
 from ..graph import Graph
-from ..window import Window
-from . import joins, rules
-from .heads import Head
+from .changes import LayerChange, Options, Plan
 from .dilate import EXACT, SEED
-from .exactness import inexact_reason
-from .multigrid import apply_grid, grid_rates
+from .phase import PhasePlan, plan_phase
 
-
-@dataclass
-class Options:
-    output_stride: int | None = 8
-    from_layer: str | None = None
-    mode: str = SEED
-    input_shape: tuple[int, ...] | None = None
-    multi_grid: tuple[int, ...] | None = None
-    fc_to_conv: bool = False
-    decimate: tuple[int, int] | None = None      # (taps, channels) of the heads
-    weights_follow: bool = False                 # --weights-out writes the caffemodel
-
-
-@dataclass
-class LayerChange:
-    layer: LayerSpec
-    before: Window | None = None
-    after: Window | None = None
-    make_global: bool = False
-    clear_engine: bool = False
-    spatial_scale: tuple[float, float] | None = None
-    param_str: tuple[str, str] | None = None
-    prior_step: dict[str, tuple[float, float]] | None = None
-    head: Head | None = None
-    reasons: list[str] = field(default_factory=list)
-
-    def edit(self) -> LayerEdit:
-        return LayerEdit(
-            index=self.layer.index,
-            window=self.after if self.after != self.before and self.head is None else None,
-            to_conv=ConvHead(self.head.window, self.head.num_output) if self.head else None,
-            global_pooling=self.make_global,
-            clear_engine=self.clear_engine,
-            spatial_scale=self.spatial_scale[1] if self.spatial_scale else None,
-            param_str=self.param_str[1] if self.param_str else None,
-            prior_step={k: v[1] for k, v in self.prior_step.items()} if self.prior_step else None,
-        )
-
-    def key(self) -> tuple:
-        """What the change does, for comparing the same layer across phases."""
-        return (self.after, self.make_global, self.clear_engine, self.spatial_scale,
-                self.param_str, self.head, None if self.prior_step is None else sorted(self.prior_step.items()))
-
-
-@dataclass
-class Plan:
-    changes: dict[int, LayerChange]
-    warnings: list[ConversionWarning]
-    inexact: list[ConversionWarning]        # why the new network is not function-preserving
-    stride_before: st.Number       # int, or a Fraction below 1
-    stride_after: st.Number
-    notes: list[str] = field(default_factory=list)   # said, but nothing to warn about
-
-    def ordered(self) -> list[LayerChange]:
-        return [self.changes[i] for i in sorted(self.changes)]
-
-    def heads(self) -> dict[str, Head]:
-        """Layer name -> the Head of every InnerProduct that became a Convolution."""
-        return {c.layer.name: c.head for c in self.ordered() if c.head is not None}
-
-
-@dataclass
-class _PhasePlan:
-    changes: dict[int, LayerChange]
-    warnings: list[ConversionWarning]
-    inexact: list[ConversionWarning]
-    stride_before: st.Number
-    stride_after: st.Number
-
-
-def _facts(g: Graph, opts: Options) -> rules.Facts:
-    """Strides before and after the removals, original shapes, heads made global."""
-    s0 = st.cumulative_strides(g)
-    if opts.from_layer is not None:
-        start = g.layer(opts.from_layer)
-        removals, s1 = st.from_layer(g, start.index) if start else ({}, s0)
-    else:
-        removals, s1 = st.for_output_stride(g, opts.output_stride)
-    facts = rules.Facts(g, opts.mode, s0, s1, removals,
-                        infer_shapes(g, input_shape=opts.input_shape),
-                        fc_to_conv=opts.fc_to_conv, decimate=opts.decimate,
-                        weights_follow=opts.weights_follow)
-    facts.made_global = {l.index for l in g.layers if rules.covers_whole_map(facts, l)}
-    if facts.made_global:
-        facts.s1 = st.cumulative_strides(g, removals, facts.made_global)
-    return facts
-
-
-def _decide(facts: rules.Facts, layer: LayerSpec) -> rules.Decision | None:
-    factors = [facts.factor(b) for b in facts.graph.bottoms(layer)]
-    if rules.is_proposal(layer):
-        return rules.feat_stride(facts, layer, factors)
-    if layer.type in ("Eltwise", "Concat"):
-        joins.check_factors(facts, layer)
-    reach = facts.heads.get(facts.graph.bottoms(layer)[0]) if factors else None
-    if reach is not None:
-        return rules.after_head(facts, layer, reach)
-    rule = rules.rule_for(layer)
-    if rule is None or not factors or factors[0] is None:
-        return None
-    return rule(facts, layer, factors[0], facts.removals.get(layer.index, (1, 1)))
-
-
-def _record(layer: LayerSpec, d: rules.Decision) -> LayerChange:
-    after = d.head.window if d.head else (d.after or layer.window)
-    change = LayerChange(layer, before=layer.window, after=after)
-    for f in fields(LayerChange):
-        if f.name not in ("layer", "before", "after") and hasattr(d, f.name):
-            setattr(change, f.name, getattr(d, f.name))
-    return change
-
-
-def _plan_phase(g: Graph, opts: Options) -> _PhasePlan:
-    facts = _facts(g, opts)
-    changes: dict[int, LayerChange] = {}
-    warnings: list[ConversionWarning] = []
-    undilated: set[int] = set()
-    for layer in g.layers:
-        d = _decide(facts, layer)
-        if d is None:
-            continue
-        warnings += [ConversionWarning(layer.name, w) for w in d.warnings]
-        if d.undilated_pool:
-            undilated.add(layer.index)
-        if d.head_out is not None:
-            facts.heads.update((t, d.head_out) for t in g.tops(layer))
-        if d.changes:
-            changes[layer.index] = _record(layer, d)
-    if opts.multi_grid:
-        _multi_grid(facts, changes, opts.multi_grid)
-    windows = {i: c.after for i, c in changes.items()}
-    if opts.mode == SEED:
-        warnings += _repad(facts, changes, windows, opts.input_shape)
-    joins.check_sizes(g, windows, facts.made_global, undilated, opts.input_shape)
-    inexact = []
-    for layer in g.layers:
-        bottoms = g.bottoms(layer)
-        why = inexact_reason(layer, windows.get(layer.index, layer.window),
-                             layer.index in facts.made_global,
-                             facts.factor(bottoms[0]) if bottoms else None)
-        if why:
-            inexact.append(ConversionWarning(layer.name, why))
-    return _PhasePlan(changes, warnings, inexact, st.output_stride(facts.s0),
-                      st.output_stride(facts.s1))
-
-
-def _repad(facts: rules.Facts, changes: dict[int, LayerChange], windows: dict,
-           input_shape) -> list[ConversionWarning]:
-    """Branches whose sizes no longer meet at a join get "same" padding (joins.py)."""
-    g, out = facts.graph, []
-    for join, repadded in joins.repad_branches(g, windows, facts.removals, facts.made_global,
-                                               input_shape):
-        for index, window in repadded.items():
-            layer = _layer(g, index)
-            c = changes.setdefault(index, LayerChange(layer, layer.window, layer.window))
-            c.after = window
-            c.reasons.append(f"'same' padding so the branches of '{join}' meet")
-        names = joins.names([_layer(g, i).name for i in repadded])
-        out.append(ConversionWarning(join, f"its branches no longer met after conversion: "
-                                     f"{names} re-padded to 'same' (as published Inception "
-                                     "backbones do; not exact)"))
-    return out
-
-
-def _layer(g: Graph, index: int) -> LayerSpec:
-    return next(l for l in g.layers if l.index == index)
-
-
-def _multi_grid(facts: rules.Facts, changes: dict[int, LayerChange], grid) -> None:
-    """DeepLab v3: unit i of the last stage gets its rate times grid[i]."""
-    g = facts.graph
-
-    def first(blobs):
-        return facts.factor(blobs[0]) if blobs else None
-
-    rates = grid_rates(g, lambda l: first(g.bottoms(l)), lambda l: first(g.tops(l)), grid)
-    for layer in g.layers:
-        if layer.index in rates:
-            c = changes.setdefault(layer.index, LayerChange(layer, layer.window, layer.window))
-            c.after = apply_grid(c.after, rates[layer.index])
-            c.reasons.append(f"multi-grid: rate x{rates[layer.index]}")
+__all__ = ["LayerChange", "Options", "Plan", "make_plan"]
 
 
 def _check_options(graphs: list[Graph], opts: Options) -> None:
@@ -228,9 +44,9 @@ def _check_options(graphs: list[Graph], opts: Options) -> None:
         raise UsageError("--output-stride must be a positive whole number")
 
 
-def _merge(plans: list[_PhasePlan], graphs: list[Graph]) -> Plan:
+def _merge(plans: list[PhasePlan], graphs: list[Graph]) -> Plan:
     """One plan for all phases; a layer shared by two phases must change the same way."""
-    out = Plan({}, [], [], 1, 1)
+    out = Plan({}, [], [], Fraction(1), Fraction(1))
     for g, p in zip(graphs, plans):
         for i, c in p.changes.items():
             if i in out.changes and out.changes[i].key() != c.key():
@@ -242,7 +58,23 @@ def _merge(plans: list[_PhasePlan], graphs: list[Graph]) -> Plan:
         out.inexact += [w for w in p.inexact if w not in out.inexact]
         out.stride_before = max(out.stride_before, p.stride_before)
         out.stride_after = max(out.stride_after, p.stride_after)
+        if g.phase == "TEST" or not out.final:
+            out.final = p.final
     return out
+
+
+def _check_reached(g: Graph, p: PhasePlan, opts: Options) -> None:
+    """The asked output stride must be what the phase reaches."""
+    if opts.from_layer is not None or p.stride_after == opts.output_stride:
+        return
+    if opts.output_stride > p.stride_before:
+        raise AtrousError(
+            f"output stride {opts.output_stride} is larger than the network's own output stride "
+            f"{st.fmt_stride(p.stride_before)}; caffe_atrous can only remove strides: ask for "
+            f"{st.fmt_stride(p.stride_before)} or less", file=g.path)
+    reach = st.reachable_output_strides(g)
+    raise AtrousError(f"output stride {opts.output_stride} is not reachable for this network; "
+                      f"reachable: {', '.join(map(str, reach))}", file=g.path)
 
 
 def make_plan(graphs: list[Graph], opts: Options) -> Plan:
@@ -250,12 +82,8 @@ def make_plan(graphs: list[Graph], opts: Options) -> Plan:
     _check_options(graphs, opts)
     plans = []
     for g in graphs:
-        p = _plan_phase(g, opts)
-        if opts.from_layer is None and p.stride_after != opts.output_stride:
-            reach = st.reachable_output_strides(g)
-            raise AtrousError(
-                f"output stride {opts.output_stride} is not reachable for this network; reachable: "
-                f"{', '.join(map(str, reach))}", file=g.path)
+        p = plan_phase(g, opts)
+        _check_reached(g, p, opts)
         plans.append(p)
     plan = _merge(plans, graphs)
     if opts.fc_to_conv and not plan.heads():

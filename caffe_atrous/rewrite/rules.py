@@ -59,6 +59,7 @@ class Decision:
     spatial_scale: tuple[float, float] | None = None
     param_str: tuple[str, str] | None = None
     prior_step: dict[str, tuple[float, float]] | None = None
+    resize_to: tuple[Pair, Pair] | None = None
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     undilated_pool: bool = False       # kernel > 1 over a denser blob (sizes.py looks for these)

@@ -1,0 +1,95 @@
+"""The plan as data: the options, one LayerChange per changed layer, the Plan.
+
+Built by phase.py (one phase) and plan.py (all phases); read by convert.py,
+the report and the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from ..analysis import strides as st
+from ..errors import ConversionWarning
+from ..formats.netspec import ConvHead, LayerEdit, LayerSpec
+from ..window import Pair, Window
+from .dilate import SEED
+from .heads import Head
+
+
+@dataclass
+class Options:
+    output_stride: int | None = 8
+    from_layer: str | None = None
+    mode: str = SEED
+    input_shape: tuple[int, ...] | None = None
+    multi_grid: tuple[int, ...] | None = None
+    fc_to_conv: bool = False
+    decimate: tuple[int, int] | None = None      # (taps, channels) of the heads
+    weights_follow: bool = False                 # --weights-out writes the caffemodel
+    assume_same_grid: tuple[str, ...] = ()       # layer types the user vouches keep the grid
+
+
+@dataclass
+class LayerChange:
+    layer: LayerSpec
+    before: Window | None = None
+    after: Window | None = None
+    make_global: bool = False
+    clear_engine: bool = False
+    spatial_scale: tuple[float, float] | None = None
+    param_str: tuple[str, str] | None = None
+    prior_step: dict[str, tuple[float, float]] | None = None
+    head: Head | None = None
+    resize_to: tuple[Pair, Pair] | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    def edit(self) -> LayerEdit:
+        return LayerEdit(
+            index=self.layer.index,
+            window=self.after if self.after != self.before and self.head is None else None,
+            to_conv=ConvHead(self.head.window, self.head.num_output) if self.head else None,
+            global_pooling=self.make_global,
+            clear_engine=self.clear_engine,
+            spatial_scale=self.spatial_scale[1] if self.spatial_scale else None,
+            param_str=self.param_str[1] if self.param_str else None,
+            prior_step={k: v[1] for k, v in self.prior_step.items()} if self.prior_step else None,
+            resize_to=self.resize_to[1] if self.resize_to else None,
+        )
+
+    def key(self) -> tuple:
+        """What the change does, for comparing the same layer across phases."""
+        steps = None if self.prior_step is None else sorted(self.prior_step.items())
+        return (self.after, self.make_global, self.clear_engine, self.spatial_scale,
+                self.param_str, self.head, steps, self.resize_to)
+
+
+@dataclass
+class Plan:
+    changes: dict[int, LayerChange]
+    warnings: list[ConversionWarning]
+    inexact: list[ConversionWarning]        # why the new network is not function-preserving
+    stride_before: Fraction
+    stride_after: Fraction
+    final: dict[str, Fraction] = field(default_factory=dict)   # outputs' strides (TEST phase)
+    notes: list[str] = field(default_factory=list)   # said, but nothing to warn about
+
+    def ordered(self) -> list[LayerChange]:
+        return [self.changes[i] for i in sorted(self.changes)]
+
+    def heads(self) -> dict[str, Head]:
+        """Layer name -> the Head of every InnerProduct that became a Convolution."""
+        return {c.layer.name: c.head for c in self.ordered() if c.head is not None}
+
+    def summary(self, by_output_stride: bool = True) -> str:
+        """One line: what changed, or that the network already is at the asked stride;
+        and the strides of outputs that differ from the output stride (upsampled)."""
+        n, before = len(self.changes), st.fmt_stride(self.stride_before)
+        outputs = "; ".join(f"its output '{name}' is at stride {st.fmt_stride(v)}"
+                            for name, v in self.final.items() if v != self.stride_after)
+        if by_output_stride and n == 0 and self.stride_before == self.stride_after:
+            line = f"already at output stride {before}: nothing to change"
+        else:
+            line = (f"converted {n} layer{'s' if n != 1 else ''}: output stride {before} -> "
+                    f"{st.fmt_stride(self.stride_after)}")
+        return f"{line} ({outputs})" if outputs else line

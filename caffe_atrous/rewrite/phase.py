@@ -1,0 +1,188 @@
+"""One phase's decisions: the strides to remove, then one rule per layer.
+
+    facts    strides before and after, original shapes, heads made global
+    decide   per layer: the proposal/join checks, then the rule of its kind
+             (rules.py, heads.py for classifiers, regrid.py for pyramid
+             poolings, resizes and unknown types)
+    then     multi-grid rates, "same" padding where branches no longer meet,
+             resizes that follow a grid that grew, the size check, and what
+             is not exact (exactness.py)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from fractions import Fraction
+
+from ..analysis import grids
+from ..analysis import strides as st
+from ..analysis.shapes import infer_shapes
+from ..errors import ConversionWarning
+from ..formats.netspec import LayerSpec
+from ..graph import Graph
+from . import joins, regrid, rules
+from .changes import LayerChange, Options
+from .dilate import SEED
+from .exactness import inexact_reason
+from .multigrid import apply_grid, grid_rates
+
+
+@dataclass
+class PhasePlan:
+    changes: dict[int, LayerChange]
+    warnings: list[ConversionWarning]
+    inexact: list[ConversionWarning]
+    stride_before: Fraction
+    stride_after: Fraction
+    final: dict[str, Fraction]
+
+
+def _facts(g: Graph, opts: Options) -> tuple[rules.Facts, Fraction, Fraction]:
+    """Strides before and after the removals, original shapes, heads made global;
+    and the output strides before and after."""
+    if opts.from_layer is not None:
+        start = g.layer(opts.from_layer)
+        removals = st.removals_from_layer(g, start.index) if start else {}
+    else:
+        removals = st.removals_for_output_stride(g, opts.output_stride)
+    s0, before = st.strides_and_output_stride(g)
+    s1, after = st.strides_and_output_stride(g, removals)
+    facts = rules.Facts(g, opts.mode, s0, s1, removals,
+                        infer_shapes(g, input_shape=opts.input_shape),
+                        fc_to_conv=opts.fc_to_conv, decimate=opts.decimate,
+                        weights_follow=opts.weights_follow)
+    facts.made_global = {l.index for l in g.layers if rules.covers_whole_map(facts, l)}
+    if facts.made_global:
+        facts.s1, after = st.strides_and_output_stride(g, removals, facts.made_global)
+    return facts, before, after
+
+
+def _rule_for(facts: rules.Facts, layer: LayerSpec):
+    geo = grids.geometry(facts.graph)
+    if layer.index in geo.bins:
+        return regrid.bin_pooling
+    if layer.index in geo.anchors:
+        return regrid.anchored
+    if layer.upsample is not None:
+        return regrid.upsample
+    return rules.rule_for(layer)
+
+
+def _decide(facts: rules.Facts, layer: LayerSpec, opts: Options) -> rules.Decision | None:
+    factors = [facts.factor(b) for b in facts.graph.bottoms(layer)]
+    if rules.is_proposal(layer):
+        return rules.feat_stride(facts, layer, factors)
+    if layer.type in ("Eltwise", "Concat"):
+        joins.check_factors(facts, layer)
+    reach = facts.heads.get(facts.graph.bottoms(layer)[0]) if factors else None
+    if reach is not None:
+        return rules.after_head(facts, layer, reach)
+    unknown = regrid.unknown_type(facts, layer, frozenset(opts.assume_same_grid))
+    if unknown is not None:
+        return unknown
+    rule = _rule_for(facts, layer)
+    if rule is None or not factors or factors[0] is None:
+        return None
+    return rule(facts, layer, factors[0], facts.removals.get(layer.index, (1, 1)))
+
+
+def _record(layer: LayerSpec, d: rules.Decision) -> LayerChange:
+    after = d.head.window if d.head else (d.after or layer.window)
+    change = LayerChange(layer, before=layer.window, after=after)
+    for f in fields(LayerChange):
+        if f.name not in ("layer", "before", "after") and hasattr(d, f.name):
+            setattr(change, f.name, getattr(d, f.name))
+    return change
+
+
+def _decide_all(facts: rules.Facts, opts: Options):
+    """Every layer's decision: the changes, the warnings, the undilated poolings."""
+    g = facts.graph
+    changes: dict[int, LayerChange] = {}
+    warnings: list[ConversionWarning] = []
+    undilated: set[int] = set()
+    for layer in g.layers:
+        d = _decide(facts, layer, opts)
+        if d is None:
+            continue
+        warnings += [ConversionWarning(layer.name, w) for w in d.warnings]
+        if d.undilated_pool:
+            undilated.add(layer.index)
+        if d.head_out is not None:
+            facts.heads.update((t, d.head_out) for t in g.tops(layer))
+        if d.changes:
+            changes[layer.index] = _record(layer, d)
+    return changes, warnings, undilated
+
+
+def plan_phase(g: Graph, opts: Options) -> PhasePlan:
+    facts, before, after = _facts(g, opts)
+    changes, warnings, undilated = _decide_all(facts, opts)
+    if opts.multi_grid:
+        _multi_grid(facts, changes, opts.multi_grid)
+    windows = {i: c.after for i, c in changes.items()}
+    if opts.mode == SEED:
+        warnings += _repad(facts, changes, windows, opts.input_shape)
+    sizing = _follow_sizes(facts, changes, windows, opts.input_shape)
+    joins.check_sizes(sizing, windows, facts.made_global, undilated, opts.input_shape)
+    inexact = []
+    for layer in g.layers:
+        bottoms = g.bottoms(layer)
+        why = inexact_reason(layer, windows.get(layer.index, layer.window),
+                             layer.index in facts.made_global,
+                             facts.factor(bottoms[0]) if bottoms else None)
+        if why:
+            inexact.append(ConversionWarning(layer.name, why))
+    return PhasePlan(changes, warnings, inexact, before, after, st.final_strides(g, facts.s1))
+
+
+def _follow_sizes(facts: rules.Facts, changes: dict[int, LayerChange], windows: dict,
+                  input_shape) -> Graph:
+    """Fixed-size resizes that return onto a grid that grew follow it (regrid.py);
+    the graph to size the converted network with."""
+    g = facts.graph
+    sizing, sizes = regrid.follow_sizes(facts, windows, input_shape)
+    for i, (old, new) in sizes.items():
+        if old != new:
+            c = changes.setdefault(i, LayerChange(_layer(g, i)))
+            c.resize_to = (old, new)
+            c.reasons.append(f"size {old[0]}x{old[1]} -> {new[0]}x{new[1]}: it resizes back onto "
+                             f"'{grids.geometry(g).anchors[i].name}', which grew")
+    return sizing
+
+
+def _repad(facts: rules.Facts, changes: dict[int, LayerChange], windows: dict,
+           input_shape) -> list[ConversionWarning]:
+    """Branches whose sizes no longer meet at a join get "same" padding (joins.py)."""
+    g, out = facts.graph, []
+    for join, repadded in joins.repad_branches(g, windows, facts.removals, facts.made_global,
+                                               input_shape):
+        for index, window in repadded.items():
+            layer = _layer(g, index)
+            c = changes.setdefault(index, LayerChange(layer, layer.window, layer.window))
+            c.after = window
+            c.reasons.append(f"'same' padding so the branches of '{join}' meet")
+        names = joins.names([_layer(g, i).name for i in repadded])
+        out.append(ConversionWarning(join, f"its branches no longer met after conversion: "
+                                     f"{names} re-padded to 'same' (as published Inception "
+                                     "backbones do; not exact)"))
+    return out
+
+
+def _layer(g: Graph, index: int) -> LayerSpec:
+    return next(l for l in g.layers if l.index == index)
+
+
+def _multi_grid(facts: rules.Facts, changes: dict[int, LayerChange], grid) -> None:
+    """DeepLab v3: unit i of the last stage gets its rate times grid[i]."""
+    g = facts.graph
+
+    def first(blobs):
+        return facts.factor(blobs[0]) if blobs else None
+
+    rates = grid_rates(g, lambda l: first(g.bottoms(l)), lambda l: first(g.tops(l)), grid)
+    for layer in g.layers:
+        if layer.index in rates:
+            c = changes.setdefault(layer.index, LayerChange(layer, layer.window, layer.window))
+            c.after = apply_grid(c.after, rates[layer.index])
+            c.reasons.append(f"multi-grid: rate x{rates[layer.index]}")

@@ -1,0 +1,152 @@
+"""Resamplers, pyramid poolings and unknown layer types (the grids of analysis/grids.py).
+
+    pyramid pooling 60x60/60 over a x2 denser map  ->  120x120/120: keeps its 1 bin
+    Interp height/width 60 = the size of 'conv5_3' ->  the new size of 'conv5_3'
+    Interp with two bottoms                         ->  unchanged: it follows at run time
+    Upsample (scale) over a denser blob             ->  unchanged, warning (like Deconvolution)
+    a type caffe_atrous does not know, where the conversion changes the stride around it
+                                                    ->  warning; an error with --exact
+                                                        unless --assume-same-grid TYPE
+
+`follow_sizes` runs once the windows are decided: it sizes the converted network,
+gives the anchored resamplers their anchor's new size and checks that every
+pyramid pooling kept its number of bins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..analysis import grids
+from ..analysis.shapes import fmt_shape, infer_shapes
+from ..errors import AtrousError
+from ..formats.facts import Resize
+from ..formats.netspec import LayerSpec
+from ..graph import Graph
+from ..window import Pair, Window, fmt_pair, pool_out
+from .dilate import EXACT
+from .rules import Decision, Facts
+
+
+def bin_pooling(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+    """A pyramid pooling over a map m times denser keeps its number of bins: a
+    kernel (= stride) of ceil(size / bins) on the denser map, whose size is
+    (size - 1) * m + 1 with Caffe's rounding at aligned inputs. Without sizes,
+    kernel, stride and pad are scaled by m.
+
+        conv5_3_pool1 AVE 60/60 (1 bin) over conv5_3 60x60 -> 119x119  ->  119/119
+        conv5_3_pool6 AVE 10/10 (6 bins)                                ->  20/20
+    """
+    if m == (1, 1):
+        return Decision()
+    w, x = layer.window, facts.graph.bottoms(layer)[0]
+    shape = facts.shapes0.get(x)
+    if shape is None or len(shape) != 4 or None in shape[2:] or w.kernel != w.stride \
+            or w.pad != (0, 0):
+        new = Window(kernel=(w.kernel[0] * m[0], w.kernel[1] * m[1]),
+                     stride=(w.stride[0] * m[0], w.stride[1] * m[1]),
+                     pad=(w.pad[0] * m[0], w.pad[1] * m[1]), dilation=w.dilation)
+    else:
+        bins = tuple(pool_out(shape[2 + a], w, a, layer.pool.ceil_mode) for a in (0, 1))
+        size = tuple((shape[2 + a] - 1) * m[a] + 1 for a in (0, 1))
+        kernel = tuple(-(-size[a] // bins[a]) for a in (0, 1))
+        new = Window(kernel=kernel, stride=kernel)
+    return Decision(after=new, reasons=[f"pyramid pooling over '{x.name}', now x{fmt_pair(m)} "
+                                        f"denser: {new.describe()} keeps its bins"])
+
+
+def anchored(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+    """A resampler back onto a blob's grid: a fixed size follows in `follow_sizes`."""
+    return Decision()
+
+
+def upsample(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+    """An Upsample over a denser blob upsamples the dense map: named.
+
+        Upsample x2 on a x2 denser blob  ->  unchanged, warning
+    """
+    if m == (1, 1):
+        return Decision()
+    x = facts.graph.bottoms(layer)[0]
+    return Decision(warnings=[
+        f"Upsample reads '{x.name}', now x{fmt_pair(m)} denser: it upsamples the dense map, so "
+        f"its output is x{fmt_pair(m)} larger than before and not exact; check what follows it"])
+
+
+def _downstream_changes(facts: Facts, layer: LayerSpec) -> bool:
+    """Whether a stride is removed after `layer` (what its assumed grid decided)."""
+    seen, todo = set(), list(facts.graph.tops(layer))
+    while todo:
+        blob = todo.pop()
+        for consumer in blob.consumers:
+            if consumer.index in facts.removals:
+                return True
+            if consumer.index not in seen:
+                seen.add(consumer.index)
+                todo.extend(facts.graph.tops(consumer))
+    return False
+
+
+def unknown_type(facts: Facts, layer: LayerSpec, assumed) -> Decision | None:
+    """A layer of a type caffe_atrous does not know is taken to keep its input's grid;
+    where that matters (its input became denser, or a stride after it is removed)
+    it is named, and --exact refuses it unless the user vouches for the type."""
+    bottoms = facts.graph.bottoms(layer)
+    if grids.is_known(layer, assumed) or not bottoms or facts.s0.get(bottoms[0]) is None:
+        return None
+    m = facts.factor(bottoms[0])
+    if (m is None or m == (1, 1)) and not _downstream_changes(facts, layer):
+        return None
+    what = f"unknown type '{layer.type}': assumed to keep its input's grid"
+    if facts.mode == EXACT:
+        raise facts.fail(layer, f"{what}, which --exact does not take on trust; if it does, say "
+                         f"so with --assume-same-grid {layer.type}")
+    return Decision(warnings=[what])
+
+
+def _sizing_graph(g: Graph, follow: dict[int, LayerSpec]) -> Graph:
+    """`g` with each anchored resampler in `follow` sized from its anchor (as an Interp
+    with a second bottom), so that sizes can be computed after conversion."""
+    geo = grids.geometry(g)
+    layers = [dataclasses.replace(l, bottoms=(l.bottoms[0], geo.anchors[l.index].name),
+                                  params=Resize()) if l.index in follow else l for l in g.layers]
+    inputs = [(b.name, b.shape) for b in g.inputs if b.producer is None]
+    return Graph(layers, g.phase, inputs, g.path, g.multi_phase)
+
+
+def follow_sizes(facts: Facts, windows: dict, input_shape=None) -> tuple[Graph, dict]:
+    """(graph to size the result with, {layer index: (old size, new size)}) once the
+    windows are decided; an error when a pyramid pooling would change its bins."""
+    g, geo = facts.graph, grids.geometry(facts.graph)
+    by_index = {l.index: l for l in g.layers}
+    follow = {i: by_index[i] for i in geo.anchors if grids.fixed_size(by_index[i]) is not None
+              and facts.factor(geo.anchors[i]) not in (None, (1, 1))}
+    if not follow and not any(i in windows for i in geo.bins):
+        return g, {}
+    sizing = _sizing_graph(g, follow) if follow else g
+    shapes = infer_shapes(sizing, window_of=lambda l: windows.get(l.index, l.window),
+                          is_global=lambda l: l.index in facts.made_global or l.is_global_pool,
+                          input_shape=input_shape)
+    resized = {l.index: l for l in sizing.layers}
+    sizes = {}
+    for i, layer in follow.items():
+        new = shapes.get(sizing.tops(resized[i])[0])
+        if new is not None and None not in new[2:]:
+            sizes[i] = (grids.fixed_size(layer), tuple(new[2:]))
+    for i in sorted(geo.bins):
+        _check_bins(facts, by_index[i], sizing, resized[i], shapes)
+    return sizing, sizes
+
+
+def _check_bins(facts: Facts, layer: LayerSpec, sizing: Graph, resized: LayerSpec,
+                shapes: dict) -> None:
+    g = facts.graph
+    before = facts.shapes0.get(g.tops(layer)[0])
+    after = shapes.get(sizing.tops(resized)[0])
+    if before is None or after is None or before[2:] == after[2:]:
+        return
+    x = shapes.get(sizing.bottoms(resized)[0])
+    raise AtrousError(f"pyramid pooling: over its input, now {fmt_shape(x[2:] if x else None)}, "
+                      f"the scaled kernel gives {fmt_shape(after[2:])} bins where the network has "
+                      f"{fmt_shape(before[2:])}; convert at a larger output stride",
+                      file=g.path, line=layer.line, layer=layer.name)
