@@ -181,61 +181,35 @@ def _check_weights(loaded: Loaded, weights_path: str) -> None:
         raise_for(check(loaded, w), weights_path)
 
 
-def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = None,
-           input_shape: tuple[int, ...] | None = None, engine: str = "auto", seed: int = 0,
-           tolerance: float = 1e-4, new_weights: str | None = None, schema=None) -> Report:
-    """Compare the converted network with the original in an engine; see Report.
-    `new_weights`: the converted network's caffemodel (--weights-out), when its
-    classifier became a convolution; by default both use `weights_path`.
-    `schema`: a fork's schema (--proto) for both prototxt files."""
-    new_weights = new_weights or weights_path
-    for path in (weights_path, new_weights):
+def _load_pair(orig_path: str, new_path: str, weights: list[str], schema) -> tuple[Loaded, Loaded]:
+    """Both networks, checked; ORIG cut where NEW ends when NEW was truncated."""
+    for path in weights:
         if not os.path.isfile(path):
             raise UsageError("no such file", file=path)
     orig_l = load_text(read_text(orig_path), orig_path, schema)
     new_l = load_text(read_text(new_path), new_path, schema)
-    _check_weights(orig_l, weights_path)
+    _check_weights(orig_l, weights[0])
     orig_names, new_names = netspec.layer_names(orig_l.net), netspec.layer_names(new_l.net)
     if new_names and len(new_names) < len(orig_names) and orig_names[:len(new_names)] == new_names:
         orig_l = truncate(orig_l, new_names[-1])        # NEW was made with --truncate-after
-    orig, new = orig_l.graph(), new_l.graph()
-    strides0, strides1 = st.cumulative_strides(orig), st.cumulative_strides(new)
-    findings = diagnose(orig, new, strides0, strides1)
-    factors, head_blobs = _top_factors(orig, new, strides0, strides1)
+    return orig_l, new_l
 
+
+def _image(orig: Graph, orig_path: str):
     images = [b for b in orig.inputs if b.producer is None or b.producer.type == "Input"]
     if len(images) != 1:
         raise UsageError("verify needs a network with one input blob (an `input` or Input layer); "
                          "found " + (", ".join(b.name for b in images) or "none"), file=orig_path)
-    image = images[0]
-    total = int(max(st.output_stride(strides0), 1))
-    input_shape, note = _choose_input(image, total, input_shape)
-    blob = _choose_blob(orig, factors, blob)
-    m = factors[blob]
-    writer = next((l.name for l in reversed(orig.layers) if blob in l.tops), blob)
+    return images[0]
 
-    # Both networks end at the compared blob: a classifier head sized for another
-    # input (or made global) does not get in the way.
-    if writer in netspec.layer_names(orig_l.net):
-        orig_l, new_l = truncate(orig_l, writer), truncate(new_l, writer)
-    for loaded in (orig_l, new_l):
-        infer_shapes(loaded.graph(), input_shape=input_shape)   # both must size
 
-    x = np.random.default_rng(seed).standard_normal(input_shape).astype(np.float32)
-    runner = runners.get(engine)
-    out0, out1 = _run_both(runner, [orig_l, new_l], [weights_path, new_weights], {image.name: x},
-                           blob, writer)
-    if not np.isfinite(out0).all():
-        raise AtrousError(f"the original network's '{blob}' is not finite (NaN or inf) with these "
-                          "weights, so there is nothing to compare: does the caffemodel hold NaN or "
-                          "inf values?", file=weights_path)
-
-    sampled = out1[:, :, ::m[0], ::m[1]]
+def _region(out0, sampled, blob: str, is_head: bool, aligned: bool, orig: Graph, strides0):
+    """Rows and columns to compare, and the border band left out at unaligned sizes."""
     rows, cols = min(out0.shape[2], sampled.shape[2]), min(out0.shape[3], sampled.shape[3])
     band = 0
-    if blob in head_blobs:           # the original classifier has one position: compare it
+    if is_head:                      # the original classifier has one position: compare it
         rows, cols = min(rows, 1), min(cols, 1)
-    elif not (_aligned(input_shape[2], total) and _aligned(input_shape[3], total)):
+    elif not aligned:
         s = next((v for b, v in strides0.items() if b.name == blob and v is not None), (1, 1))
         rf = receptive_fields(orig, strides0)
         field = max((rf.get(id(b)) or 1 for b in orig.blobs if b.name == blob), default=1)
@@ -244,12 +218,55 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     if rows == 0 or cols == 0:
         raise UsageError(f"nothing left to compare in '{blob}' at this input size; give a larger "
                          "--input-shape (of the form 32k+1)")
-    a = out0[:, :, :rows, :cols].astype(np.float64)
-    b = sampled[:, :, :rows, :cols].astype(np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):   # a non-finite output fails below
+    return rows, cols, band
+
+
+def _errors(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Largest absolute and relative difference."""
+    with np.errstate(invalid="ignore", over="ignore"):   # a non-finite output fails the check
         max_abs = float(np.max(np.abs(a - b)))
     scale = float(np.max(np.abs(a)))
-    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf)
+    return max_abs, (max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf))
+
+
+def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = None,
+           input_shape: tuple[int, ...] | None = None, engine: str = "auto", seed: int = 0,
+           tolerance: float = 1e-4, new_weights: str | None = None, schema=None) -> Report:
+    """Compare the converted network with the original in an engine; see Report.
+    `new_weights`: the converted network's caffemodel (--weights-out), when its
+    classifier became a convolution; by default both use `weights_path`.
+    `schema`: a fork's schema (--proto) for both prototxt files."""
+    new_weights = new_weights or weights_path
+    orig_l, new_l = _load_pair(orig_path, new_path, [weights_path, new_weights], schema)
+    orig, new = orig_l.graph(), new_l.graph()
+    strides0, strides1 = st.cumulative_strides(orig), st.cumulative_strides(new)
+    findings = diagnose(orig, new, strides0, strides1)
+    factors, head_blobs = _top_factors(orig, new, strides0, strides1)
+    image = _image(orig, orig_path)
+    total = int(max(st.output_stride(strides0), 1))
+    input_shape, note = _choose_input(image, total, input_shape)
+    blob = _choose_blob(orig, factors, blob)
+    m = factors[blob]
+    writer = next((l.name for l in reversed(orig.layers) if blob in l.tops), blob)
+    # Both networks end at the compared blob: a classifier head sized for another
+    # input (or made global) does not get in the way.
+    if writer in netspec.layer_names(orig_l.net):
+        orig_l, new_l = truncate(orig_l, writer), truncate(new_l, writer)
+    for loaded in (orig_l, new_l):
+        infer_shapes(loaded.graph(), input_shape=input_shape)   # both must size
+    x = np.random.default_rng(seed).standard_normal(input_shape).astype(np.float32)
+    runner = runners.get(engine)
+    out0, out1 = _run_both(runner, [orig_l, new_l], [weights_path, new_weights], {image.name: x},
+                           blob, writer)
+    if not np.isfinite(out0).all():
+        raise AtrousError(f"the original network's '{blob}' is not finite (NaN or inf) with these "
+                          "weights, so there is nothing to compare: does the caffemodel hold NaN or "
+                          "inf values?", file=weights_path)
+    sampled = out1[:, :, ::m[0], ::m[1]]
+    aligned = _aligned(input_shape[2], total) and _aligned(input_shape[3], total)
+    rows, cols, band = _region(out0, sampled, blob, blob in head_blobs, aligned, orig, strides0)
+    max_abs, max_rel = _errors(out0[:, :, :rows, :cols].astype(np.float64),
+                               sampled[:, :, :rows, :cols].astype(np.float64))
     compared_index = max((l.index for l in orig.layers if l.name == writer), default=-1)
     inexact = [(f, idx <= compared_index) for idx, f in findings]
     return Report(runner.version(), tuple(input_shape), note, blob, tuple(out0.shape),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import caffe_atrous.cli
+import caffe_atrous.cli.commands
 import caffe_atrous.convert
 from caffe_atrous.analysis.params import param_shapes
 from caffe_atrous.analysis.shapes import infer_shapes
@@ -93,7 +93,7 @@ def _every_conversion_keeps_its_invariants(request, monkeypatch):
         check_invariants(loaded, result, opts, real)
         return result
     monkeypatch.setattr(caffe_atrous.convert, "convert_loaded", checked)
-    monkeypatch.setattr(caffe_atrous.cli, "convert_loaded", checked)
+    monkeypatch.setattr(caffe_atrous.cli.commands, "convert_loaded", checked)
 
 
 def pytest_configure(config):

@@ -162,7 +162,7 @@ def test_console_script_is_installed():
 
 
 def test_a_bug_is_one_line_too(tmp_path, capsys, monkeypatch):
-    import caffe_atrous.cli as cli
+    import caffe_atrous.cli.commands as cli
 
     def broken(*a, **k):
         raise RuntimeError("boom")

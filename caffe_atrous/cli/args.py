@@ -1,23 +1,14 @@
-"""Command line: `python -m caffe_atrous IN -o OUT` (and the `caffe-atrous` script).
+"""The command line's options: one parser per command, and the option types.
 
-Exit codes: 0 done, 1 conversion error (or --check found OUT out of date),
-2 usage error. Every error is one line on stderr, `caffe_atrous: error: ...`,
-without a traceback; the output file is written atomically or not at all.
+Every usage error is one line, exit code 2 (`_Parser.error`).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-from . import __version__
-from .convert import convert_loaded, load_text, read_text, truncate
-from .errors import AtrousError, UsageError
-from .atomic import write_text
-from .files import same_file, unified_diff
-from .rewrite.dilate import EXACT, SEED
-from .rewrite.plan import Options
+from .. import __version__
+from ..errors import UsageError
 
 PROG = "caffe_atrous"
 
@@ -98,14 +89,6 @@ def _add_proto(p: argparse.ArgumentParser) -> None:
                    "'caffe-atrous[proto]'")
 
 
-def _schema(path: str | None):
-    """The schema of --proto FILE, or None for the built-in one."""
-    if not path:
-        return None
-    from .formats.protoc import load
-    return load(path)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Convert a Caffe network to a dilated (atrous) network at a "
                 "chosen output stride. The pretrained .caffemodel still fits: layer names and "
@@ -114,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="IN", help="network prototxt (V2 or legacy V1); - for stdin")
     p.add_argument("-o", "--output", metavar="OUT", default="-",
                    help="where to write the converted prototxt (default: stdout)")
+    _add_conversion(p)
+    _add_outputs(p)
+    p.add_argument("--version", action="version", version=f"caffe-atrous {__version__}")
+    return p
+
+
+def _add_conversion(p: argparse.ArgumentParser) -> None:
+    """What to convert, and how."""
     which = p.add_mutually_exclusive_group()
     which.add_argument("--output-stride", "--os", type=_positive, metavar="N",
                        help="remove every stride that takes the output stride past N (default 8)")
@@ -146,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
                    help="input size to reason with, instead of the one in the file")
     _add_proto(p)
+
+
+def _add_outputs(p: argparse.ArgumentParser) -> None:
+    """The caffemodel, the reports and the forms of the output."""
     p.add_argument("--weights", metavar="IN.caffemodel",
                    help="check that this caffemodel fits the converted network (by layer name and "
                         "blob shape)")
@@ -168,8 +163,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", default=None, help="no summary line")
     p.add_argument("-v", "--verbose", action="store_true", default=None,
                    help="print every changed layer (stride, dilation, pad: before -> after)")
-    p.add_argument("--version", action="version", version=f"caffe-atrous {__version__}")
-    return p
 
 
 def build_init_parser() -> argparse.ArgumentParser:
@@ -220,180 +213,3 @@ def build_verify_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_init(args: argparse.Namespace) -> int:
-    from .weights import random_weights
-    loaded = load_text(read_text(args.net), args.net, _schema(args.proto))
-    written = random_weights(loaded, args.output, seed=args.seed, input_shape=args.input_shape)
-    if args.verbose:
-        from .analysis.shapes import fmt_shape
-        for name, shapes in written.items():
-            print(f"init-weights: {name}: {', '.join(fmt_shape(s) for s in shapes)}", file=sys.stderr)
-    if not args.quiet:
-        print(f"init-weights: {len(written)} layers with random weights written to {args.output}",
-              file=sys.stderr)
-    return 0
-
-
-def run_verify(args: argparse.Namespace) -> int:
-    from .verify import verify
-    report = verify(args.orig, args.new, args.weights, blob=args.blob, new_weights=args.new_weights,
-                    input_shape=args.input_shape, engine=args.engine, seed=args.seed,
-                    tolerance=args.tolerance, schema=_schema(args.proto))
-    lines = report.lines()
-    if args.verbose:
-        lines.insert(0, f"verify: {args.orig} against {args.new} with {args.weights}; input seed "
-                        f"{args.seed}, tolerance {args.tolerance:g}")
-    print("\n".join(lines[-1:] if args.quiet else lines))
-    return 0 if report.ok else 1
-
-
-COMMANDS = {"init-weights": (build_init_parser, run_init), "verify": (build_verify_parser, run_verify)}
-
-
-def _say(kind: str, text: str) -> None:
-    print(f"{PROG}: {kind}: {text}", file=sys.stderr)
-
-
-def _merge_config(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill the options not given on the command line from --config, then defaults."""
-    preset = {}
-    if args.config:
-        from .config import load          # YAML: imported only when a preset is asked for
-        preset = load(args.config)
-    for dest, value in preset.items():
-        if dest == "description":
-            continue
-        if dest in ("output_stride", "from_layer") and (args.output_stride or args.from_layer):
-            continue                        # the command line chose how to pick strides
-        if getattr(args, dest, None) is None:
-            setattr(args, dest, value)
-    defaults = {"output_stride": None if args.from_layer else 8, "exact": False, "quiet": False,
-                "verbose": False, "report": False, "diff": False, "canonical": False,
-                "fc_to_conv": False}
-    for dest, value in defaults.items():
-        if getattr(args, dest) is None:
-            setattr(args, dest, value)
-    return args
-
-
-def run_convert(args: argparse.Namespace) -> int:
-    args = _merge_config(args)
-    if same_file(args.input, args.output):
-        raise UsageError("OUT is the input file; caffe_atrous never overwrites its input: "
-                         "choose another -o", file=args.output)
-    path = "<stdin>" if args.input == "-" else args.input
-    opts = Options(output_stride=None if args.from_layer else args.output_stride,
-                   from_layer=args.from_layer, mode=EXACT if args.exact else SEED,
-                   input_shape=args.input_shape, multi_grid=args.multi_grid,
-                   fc_to_conv=args.fc_to_conv, decimate=args.decimate,
-                   weights_follow=bool(args.weights and args.weights_out),
-                   assume_same_grid=tuple(args.assume_same_grid or ()))
-    if args.decimate and not args.fc_to_conv:
-        raise UsageError("--decimate acts on the heads that --fc-to-conv converts; add --fc-to-conv")
-    schema = _schema(args.proto)
-    text = read_text(args.input)
-    loaded = load_text(text, path, schema)
-    if args.truncate_after:
-        loaded = truncate(loaded, args.truncate_after)
-    result = convert_loaded(loaded, opts, layout=not args.canonical)
-    weights_line = None
-    if args.weights_out and not args.weights:
-        raise UsageError("--weights-out needs --weights IN.caffemodel")
-    if args.weights:
-        from .weights import for_converted
-        weights_line = for_converted(result, args.output, args.weights,
-                                     None if args.check else args.weights_out, args.input_shape)
-    if args.check:
-        try:
-            with open(args.output, encoding="utf-8", newline="") as fh:
-                current = fh.read()
-        except OSError:
-            current = None
-        if current != result.text:
-            state = "is missing" if current is None else "differs from the conversion"
-            _say("error", f"{args.output}: {state}; run without --check to write it")
-            return 1
-        return 0
-    report = None
-    if args.report or args.report_json:
-        from .report import build
-        report = build(loaded, result, args.input_shape)
-    if args.report_html:                # rendered before anything is written: it can fail
-        from .report_html import render
-        page = render(loaded, result, args.input_shape, text)
-    if args.diff:
-        sys.stdout.writelines(unified_diff(text, result.text, path,
-                                           args.output if args.output != "-" else f"{path} (converted)"))
-        sys.stdout.flush()
-    elif args.output == "-":
-        sys.stdout.write(result.text)
-        sys.stdout.flush()
-    else:
-        write_text(args.output, result.text)
-    if args.report_json:
-        import json
-        write_text(args.report_json, json.dumps(report, indent=2) + "\n")
-    if args.report_html:
-        write_text(args.report_html, page)
-    if loaded.legacy and not args.quiet:
-        _say("note", f"{path} is a legacy V1 (`layers`) file; the output is upgraded to V2 (`layer`)")
-    for note in result.plan.notes:
-        _say("note", note)
-    for w in result.warnings:
-        _say("warning", str(w))
-    if args.report:
-        from .report import format_table
-        print(format_table(report), file=sys.stderr)
-    elif args.verbose:
-        from .report import format_changes, layer_changes
-        print(format_changes(layer_changes(result.plan)), file=sys.stderr)
-    if weights_line and not args.quiet:
-        print(weights_line, file=sys.stderr)
-    if not args.quiet:
-        print(result.plan.summary(args.from_layer is None), file=sys.stderr)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        if argv and argv[0] in COMMANDS:
-            build, run = COMMANDS[argv[0]]
-            return run(build().parse_args(argv[1:]))
-        args = build_parser().parse_args(argv)
-        return run_convert(args)
-    except AtrousError as exc:
-        _say("error", str(exc))
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except MemoryError:
-        _say("error", "out of memory: the network's blobs are too large for this machine")
-        return 1
-    except BrokenPipeError:
-        return 1
-    except Exception as exc:                 # noqa: BLE001 - a bug: say so, on one line
-        if os.environ.get("CAFFE_ATROUS_DEBUG"):
-            raise
-        _say("error", f"internal error ({type(exc).__name__}: {exc}); please report it with the "
-             "input file (CAFFE_ATROUS_DEBUG=1 shows the traceback)")
-        return 1
-
-
-def run() -> None:
-    """Entry point of the script and of `python -m`: main(), then exit without the
-    interpreter's teardown (a tenth of a conversion's time, spent freeing objects
-    after every file is closed). CAFFE_ATROUS_DEBUG=1 exits the usual way."""
-    code = main()
-    if os.environ.get("CAFFE_ATROUS_DEBUG"):
-        sys.exit(code)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:                          # a closed pipe: what a normal exit reports too
-        code = code or 1
-    os._exit(code)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    run()
