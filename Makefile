@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: all install test demo proto bench clean
+.PHONY: all install test demo proto bench clean caffe
 
 all: test
 
@@ -42,3 +42,8 @@ clean:
 # Weights check of a ~230 MB caffemodel against a full protobuf parse (needs ../shared/zoo).
 bench: $(STAMP)
 	$(BIN)/python bench/weights_check.py
+
+# BVLC Caffe (CPU, pycaffe, C++ tools) for the real-Caffe tests, from ../shared/vendor/caffe.
+# Built once into a cache outside the clone (~7 min on 2 cores); then a few seconds.
+caffe:
+	bash scripts/build-caffe.sh
