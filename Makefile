@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# Coverage of the package (CLI subprocesses included) is printed before the summary.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 
 # Convert the bundled example network (its stage 4 is the seed document's example),
 # then prove the exact conversion in OpenCV with random weights.
@@ -32,9 +33,11 @@ demo: $(STAMP)
 	$(BIN)/python -m caffe_atrous verify examples/seed_resnet.prototxt \
 		$(DEMO)/seed_resnet_os8_exact.prototxt $(DEMO)/seed_resnet.caffemodel
 
-# Regenerate the Python module of proto/caffe.proto with the pinned protoc.
+# Recompile the schema (proto/caffe.proto) into the descriptor set the package loads,
+# with the pinned protoc.
 proto: $(STAMP)
-	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=caffe_atrous/formats proto/caffe.proto
+	$(BIN)/python -m grpc_tools.protoc -Iproto --descriptor_set_out=caffe_atrous/formats/caffe.desc \
+		proto/caffe.proto
 
 clean:
 	rm -rf $(VENV) demo/out .pytest_cache

@@ -23,7 +23,7 @@ REPEATS = 3
 CHILD = r"""
 import json, resource, sys, time
 mode, net_path, weights_path = sys.argv[1:4]
-from caffe_atrous.formats import caffe_pb2
+from caffe_atrous.formats.schema import builtin
 from caffe_atrous.formats.caffemodel import Weights
 from caffe_atrous.convert import load_text
 from caffe_atrous.weights import check
@@ -31,7 +31,7 @@ import numpy
 t = time.perf_counter()
 if mode == "parse":
     with open(weights_path, "rb") as fh:
-        net = caffe_pb2.NetParameter()
+        net = builtin().NetParameter()
         net.ParseFromString(fh.read())
     n = len(net.layer)
 elif mode == "check":

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .errors import AtrousError, ConversionWarning, UsageError
 from .formats import netspec, prototxt, textpatch, upgrade
 from .formats.netspec import Net
-from .graph import build_graphs
+from .graph import build_graphs, test_phase
 from .rewrite.plan import Options, Plan, make_plan
 
 
@@ -31,10 +31,14 @@ class Loaded:
     source: Net | None = None   # what `text` parses to (before truncation)
 
     def specs(self) -> list[netspec.LayerSpec]:
-        return netspec.read_layers(self.net, self.lines)
+        return netspec.read_layers(self.net, self.lines, self.path)
 
     def graphs(self):
-        return build_graphs(self.specs(), netspec.net_inputs(self.net), self.path)
+        return build_graphs(self.specs(), netspec.declared_inputs(self.net), self.path)
+
+    def graph(self):
+        """The TEST-phase graph (what runs when the network is deployed)."""
+        return test_phase(self.graphs())
 
 
 @dataclass

@@ -39,11 +39,15 @@ class AtrousError(Exception):
             where.append(f"layer '{self.layer}'")
         return ": ".join(where + [self.message])
 
-    def located(self, file: str | None = None, line: int | None = None) -> "AtrousError":
-        """Return the same error with a file (and line) filled in where missing."""
-        return AtrousError(self.message, file=self.file or file,
-                           line=self.line if self.line is not None else line,
-                           column=self.column, layer=self.layer, exit_code=self.exit_code)
+    def located(self, file: str | None = None, line: int | None = None,
+                layer: str | None = None) -> "AtrousError":
+        """The same error (same class) with file, line and layer filled in where missing."""
+        out = AtrousError.__new__(type(self))
+        AtrousError.__init__(out, self.message, file=self.file or file,
+                             line=self.line if self.line is not None else line,
+                             column=self.column, layer=self.layer or layer,
+                             exit_code=self.exit_code)
+        return out
 
 
 class UsageError(AtrousError):

@@ -102,3 +102,8 @@ def build_graphs(layers: list[LayerSpec], inputs=(), path: str | None = None) ->
     """One Graph per phase the network uses."""
     phases = phases_in_use(layers)
     return [Graph(layers, p, inputs, path, multi_phase=len(phases) > 1) for p in phases]
+
+
+def test_phase(graphs: list[Graph]) -> Graph:
+    """The graph a deployed network runs: TEST, or the only phase there is."""
+    return next((g for g in graphs if g.phase == "TEST"), graphs[0])

@@ -17,13 +17,6 @@ from .analysis.cost import activation_bytes, layer_macs, receptive_fields
 from .analysis.shapes import infer_shapes
 from .convert import Loaded, Result
 from .errors import AtrousError
-from .formats import netspec
-from .graph import build_graphs
-
-
-def _phase_graph(loaded_net, path, lines=None):
-    graphs = build_graphs(netspec.read_layers(loaded_net, lines), netspec.net_inputs(loaded_net), path)
-    return next((g for g in graphs if g.phase == "TEST"), graphs[0])
 
 
 def _num(v: Fraction | None) -> float | int | None:
@@ -34,8 +27,8 @@ def _num(v: Fraction | None) -> float | int | None:
 
 def build(before: Loaded, result: Result, input_shape=None) -> dict[str, Any]:
     """The report as plain data (what --report-json writes)."""
-    g0 = _phase_graph(before.net, before.path, before.lines)
-    g1 = _phase_graph(result.net, before.path)
+    g0 = before.graph()
+    g1 = Loaded(result.net, before.path, [], False).graph()
     s0, s1 = st.cumulative_strides(g0), st.cumulative_strides(g1)
     try:
         sh0, sh1 = infer_shapes(g0, input_shape=input_shape), infer_shapes(g1, input_shape=input_shape)

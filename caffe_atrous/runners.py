@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import AtrousError
+from .errors import AtrousError, UsageError
 
 
 class Runner:
@@ -33,11 +33,11 @@ class OpenCVRunner(Runner):
         try:
             import cv2
         except ImportError:
-            raise AtrousError("OpenCV is not installed: pip install 'opencv-python-headless<5' "
-                              "(or use --engine caffe)", exit_code=2) from None
+            raise UsageError("OpenCV is not installed: pip install 'caffe-atrous[verify]' "
+                             "(or use --engine caffe)") from None
         if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromCaffe"):
-            raise AtrousError(f"this OpenCV ({cv2.__version__}) has no Caffe importer; install "
-                              "opencv-python-headless below 5.0", exit_code=2)
+            raise UsageError(f"this OpenCV ({cv2.__version__}) has no Caffe importer; install "
+                             "opencv-python-headless below 5.0")
         self.cv2 = cv2
 
     def version(self) -> str:
@@ -70,8 +70,8 @@ class CaffeRunner(Runner):
         try:
             import caffe  # type: ignore
         except ImportError:
-            raise AtrousError("pycaffe is not importable here (`import caffe` fails); use "
-                              "--engine opencv", exit_code=2) from None
+            raise UsageError("pycaffe is not importable here (`import caffe` fails); use "
+                             "--engine opencv") from None
         self.caffe = caffe
         caffe.set_mode_cpu()
 
@@ -95,6 +95,6 @@ def get(engine: str) -> Runner:
     if engine == "auto":
         try:
             return CaffeRunner()
-        except AtrousError:
+        except UsageError:
             return OpenCVRunner()
-    raise AtrousError(f"unknown engine {engine!r}: opencv, caffe or auto", exit_code=2)
+    raise UsageError(f"unknown engine {engine!r}: opencv, caffe or auto")

@@ -23,10 +23,11 @@ from .analysis.cost import receptive_fields
 from .analysis.shapes import fmt_shape, infer_shapes
 from .convert import Loaded, load_text, read_text, truncate
 from .formats import netspec, prototxt
+from .formats.facts import Source
 from .errors import AtrousError, ConversionWarning, UsageError
 from .graph import Graph
-from .rewrite.dilate import EXACT, SEED, dilate_conv
-from .window import Pair
+from .rewrite.exactness import inexact_reason
+from .window import Pair, fmt_pair
 
 
 @dataclass
@@ -50,8 +51,7 @@ class Report:
         return bool(np.isfinite(self.max_rel)) and self.max_rel <= self.tolerance
 
     def lines(self) -> list[str]:
-        m = self.factor
-        every = str(m[0]) if m[0] == m[1] else f"{m[0]}x{m[1]}"
+        every = fmt_pair(self.factor)
         out = [f"verify: engine {self.engine}; input {fmt_shape(self.input_shape)}"
                f"{self.input_note}",
                f"verify: compared blob '{self.blob}': original {fmt_shape(self.orig_shape)}, "
@@ -70,11 +70,6 @@ class Report:
         return out
 
 
-def _first_graph(loaded: Loaded) -> Graph:
-    graphs = loaded.graphs()
-    return next((g for g in graphs if g.phase == "TEST"), graphs[0])
-
-
 def _top_factors(orig: Graph, new: Graph, s0, s1) -> dict[str, Pair | None]:
     """Removed factor of every blob (by name, last writer), converted vs original;
     s0, s1: the two graphs' cumulative strides."""
@@ -88,49 +83,19 @@ def _top_factors(orig: Graph, new: Graph, s0, s1) -> dict[str, Pair | None]:
 
 
 def diagnose(orig: Graph, new: Graph, s0, s1) -> list[tuple[int, ConversionWarning]]:
-    """What makes `new` differ from the exact conversion of `orig`, by layer;
-    s0, s1: the two graphs' cumulative strides."""
+    """What makes `new` differ from the exact conversion of `orig`, by layer
+    (exactness.py decides); s0, s1: the two graphs' cumulative strides."""
     if [l.name for l in orig.layers] != [l.name for l in new.layers]:
         raise AtrousError("the two networks do not have the same layers in the same order; "
-                          "is NEW a conversion of ORIG?", exit_code=2)
+                          "is NEW a conversion of ORIG?")
     found = []
     for l0, l1 in zip(orig.layers, new.layers):
         b0, b1 = orig.bottoms(l0), new.bottoms(l1)
-        if not b0:
-            continue
-        m = st.removed_factor(s0.get(b0[0]), s1.get(b1[0]))
-        if m is None:
-            continue
-        dense = m != (1, 1)
-
-        def say(text: str, layer=l0) -> None:
-            found.append((layer.index, ConversionWarning(layer.name, text)))
-        if l0.is_conv and not l0.is_deconv and l1.window is not None:
-            w0, w1 = l0.window, l1.window
-            r = tuple(w0.stride[a] // max(w1.stride[a], 1) for a in (0, 1))
-            exact = dilate_conv(w0, m, r, EXACT)[0]
-            if w1 != exact:
-                seed = dilate_conv(w0, m, r, SEED)[0]
-                why = " (the seed convention)" if w1 == seed else ""
-                say(f"dilation {_pair(w1.dilation)}, pad {_pair(w1.pad)} where the exact rule gives "
-                    f"dilation {_pair(exact.dilation)}, pad {_pair(exact.pad)}{why}")
-        elif l0.is_pool:
-            glob = l1.attrs.get("global_pooling")
-            if glob and dense:
-                say(f"global pooling over a x{_pair(m)} denser blob pools the dense map")
-            elif l1.window is not None and l0.window is not None:
-                if l1.window.kernel != l0.window.kernel:
-                    say(f"pooling {_pair(l0.window.kernel)} became {_pair(l1.window.kernel)}")
-                elif dense and l0.window.kernel != (1, 1):
-                    say(f"pooling {_pair(l0.window.kernel)} over a x{_pair(m)} denser blob "
-                        "(Caffe pooling has no dilation)")
-        elif dense and (l0.is_deconv or "interp" in l0.attrs):
-            say(f"{l0.type} over a x{_pair(m)} denser blob")
+        m = st.removed_factor(s0.get(b0[0]), s1.get(b1[0])) if b0 and b1 else None
+        why = inexact_reason(l0, l1.window, l1.is_global_pool, m)
+        if why:
+            found.append((l0.index, ConversionWarning(l0.name, why)))
     return found
-
-
-def _pair(p) -> str:
-    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
 
 
 def _aligned(size: int, stride: int) -> bool:
@@ -140,9 +105,9 @@ def _aligned(size: int, stride: int) -> bool:
 def _declared_shape(image) -> tuple | None:
     if image.producer is None:
         return image.shape
-    shapes = image.producer.attrs.get("shapes") or [None]
+    source = image.producer.params
     index = list(image.producer.tops).index(image.name)
-    return shapes[min(index, len(shapes) - 1)]
+    return source.shape(index) if isinstance(source, Source) else None
 
 
 def _choose_input(image, total: int, input_shape) -> tuple[tuple[int, ...], str]:
@@ -187,7 +152,7 @@ def _run_both(runner, nets: list[Loaded], weights_path: str, inputs: dict, blob:
                 fh.write(prototxt.to_text(loaded.net))
             out = runner.run(path, weights_path, inputs, {blob: writer})[blob]
             if out.ndim != 4:
-                raise AtrousError(f"blob '{blob}' is not 4-D in the engine's output", exit_code=2)
+                raise UsageError(f"blob '{blob}' is not 4-D in the engine's output; choose another --blob")
             outs.append(out)
     return outs
 
@@ -200,7 +165,10 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
         raise UsageError("no such file", file=weights_path)
     orig_l = load_text(read_text(orig_path), orig_path)
     new_l = load_text(read_text(new_path), new_path)
-    orig, new = _first_graph(orig_l), _first_graph(new_l)
+    orig_names, new_names = netspec.layer_names(orig_l.net), netspec.layer_names(new_l.net)
+    if new_names and len(new_names) < len(orig_names) and orig_names[:len(new_names)] == new_names:
+        orig_l = truncate(orig_l, new_names[-1])        # NEW was made with --truncate-after
+    orig, new = orig_l.graph(), new_l.graph()
     strides0, strides1 = st.cumulative_strides(orig), st.cumulative_strides(new)
     findings = diagnose(orig, new, strides0, strides1)
     factors = _top_factors(orig, new, strides0, strides1)
@@ -221,7 +189,7 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     if writer in netspec.layer_names(orig_l.net):
         orig_l, new_l = truncate(orig_l, writer), truncate(new_l, writer)
     for loaded in (orig_l, new_l):
-        infer_shapes(_first_graph(loaded), input_shape=input_shape)   # both must size
+        infer_shapes(loaded.graph(), input_shape=input_shape)   # both must size
 
     x = np.random.default_rng(seed).standard_normal(input_shape).astype(np.float32)
     runner = runners.get(engine)

@@ -112,7 +112,7 @@ def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=Non
 def _has_params(spec: netspec.LayerSpec) -> bool:
     if spec.type in ("Scale", "Bias"):
         return len(spec.bottoms) == 1
-    return spec.is_conv or bool(spec.attrs.get("ip")) or \
+    return spec.conv is not None or spec.ip is not None or \
         spec.type in ("BatchNorm", "BN", "PReLU", "Normalize")
 
 
@@ -135,8 +135,8 @@ def _init(spec: netspec.LayerSpec, shapes, rng) -> list[np.ndarray]:
     if t == "Bias":
         return [rng.normal(0, 0.1, s).astype("f4") for s in shapes]
     weight = shapes[0]
-    if spec.attrs.get("ip"):                # (out, in), or (in, out) when transposed
-        fan_in = weight[0] if spec.attrs["transpose"] else weight[1]
+    if spec.ip is not None:                 # (out, in), or (in, out) when transposed
+        fan_in = weight[0] if spec.ip.transpose else weight[1]
     else:                                   # convolution: (out, in / group, kh, kw)
         fan_in = int(np.prod(weight[1:]))
     out = [rng.normal(0, np.sqrt(2.0 / max(fan_in, 1)), weight).astype("f4")]

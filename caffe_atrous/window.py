@@ -12,6 +12,11 @@ from dataclasses import dataclass, replace
 Pair = tuple[int, int]
 
 
+def fmt_pair(p) -> str:
+    """A per-axis value as text: 2, or 2x1 when the axes differ."""
+    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
+
+
 @dataclass(frozen=True)
 class Window:
     kernel: Pair
@@ -28,10 +33,9 @@ class Window:
 
     def describe(self) -> str:
         """Compact text for tables: k3x3 s2 p1 d1 (single numbers when axes agree)."""
-        def one(name: str, v: Pair) -> str:
-            return f"{name}{v[0]}" if v[0] == v[1] else f"{name}{v[0]}x{v[1]}"
-        return " ".join([one("k", self.kernel), one("s", self.stride), one("p", self.pad),
-                         one("d", self.dilation)])
+        return " ".join(f"{name}{fmt_pair(v)}" for name, v in
+                        (("k", self.kernel), ("s", self.stride), ("p", self.pad),
+                         ("d", self.dilation)))
 
 
 def conv_out(size: int, w: Window, axis: int) -> int:

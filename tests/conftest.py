@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import caffe_atrous.cli
+import caffe_atrous.convert
+from caffe_atrous.analysis.params import param_shapes
+from caffe_atrous.analysis.shapes import infer_shapes
 from caffe_atrous.convert import convert_text, load_text
 from caffe_atrous.rewrite.plan import Options
 
@@ -16,10 +20,15 @@ ZOO = ROOT.parent / "shared" / "zoo"
 EXAMPLE = ROOT / "examples" / "seed_resnet.prototxt"
 
 
+def in_ci() -> bool:
+    """CI sets CI=true; CI=false, 0 or empty means a developer's machine."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def zoo_path(rel: str) -> Path:
     """A file of ../shared/zoo; the test is skipped where the zoo is absent."""
     if not ZOO.is_dir():
-        if os.environ.get("CI"):        # CI lays ../shared beside the clone: absent is a fault
+        if in_ci():                     # CI lays ../shared beside the clone: absent is a fault
             pytest.fail("../shared/zoo is missing in CI")
         pytest.skip("../shared/zoo is not here")
     path = ZOO / rel
@@ -31,6 +40,56 @@ def zoo_text(rel: str, **variables: str) -> str:
     """A zoo file's text with its ${TEMPLATE} variables substituted."""
     text = zoo_path(rel).read_text()
     return re.sub(r"\$\{(\w+)\}", lambda m: variables.get(m.group(1), "21"), text)
+
+
+# -- what every conversion must keep ------------------------------------------
+
+def _geometry(loaded) -> list:
+    """Per layer: name, type, and what the weights depend on (kernel, outputs, group)."""
+    out = []
+    for s in loaded.specs():
+        conv = s.conv
+        out.append((s.name, s.type, conv and (conv.window.kernel, conv.num_output, conv.group),
+                    s.ip and (s.ip.num_output, s.ip.axis, s.ip.transpose)))
+    return out
+
+
+def check_invariants(loaded, result, opts: Options, convert_loaded) -> None:
+    """Names, order, types, kernel shapes, num_output and every parameter blob's
+    shape are kept; the text is the plan; converting the output again at its own
+    output stride changes nothing."""
+    after = load_text(result.text, "out")
+    assert after.net == result.net, "the written text differs from the converted network"
+    assert _geometry(loaded) == _geometry(after)
+    for g0, g1 in zip(loaded.graphs(), after.graphs()):
+        shape = opts.input_shape
+        assert param_shapes(g0, infer_shapes(g0, input_shape=shape)) == \
+            param_shapes(g1, infer_shapes(g1, input_shape=shape))
+    stride = result.plan.stride_after
+    if stride.denominator == 1:
+        again = convert_loaded(after, Options(output_stride=int(stride), mode=opts.mode,
+                                              input_shape=opts.input_shape), False)
+        assert not again.plan.changes, f"converting again changes {again.plan.ordered()[0]}"
+
+
+@pytest.fixture(autouse=True)
+def _every_conversion_keeps_its_invariants(request, monkeypatch):
+    """Every conversion a test makes in this process (library or CLI) is checked.
+    A test opts out with @pytest.mark.no_invariants (fuzzing, speed)."""
+    if request.node.get_closest_marker("no_invariants"):
+        return
+    real = caffe_atrous.convert.convert_loaded
+
+    def checked(loaded, opts, layout=True):
+        result = real(loaded, opts, layout)
+        check_invariants(loaded, result, opts, real)
+        return result
+    monkeypatch.setattr(caffe_atrous.convert, "convert_loaded", checked)
+    monkeypatch.setattr(caffe_atrous.cli, "convert_loaded", checked)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "no_invariants: skip the invariant check of conversions")
 
 
 def convert(text: str, **opts) -> "object":

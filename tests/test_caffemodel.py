@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 
 from caffe_atrous.errors import AtrousError
-from caffe_atrous.formats import caffe_pb2, caffemodel
+from caffe_atrous.formats import caffemodel
+from caffe_atrous.formats.schema import builtin
+
+caffe_pb2 = builtin()
 
 
 def write(path, layers):

@@ -36,7 +36,7 @@ def test_seed_example_exact_rule():
 def test_head_pooling_becomes_global_and_the_classifier_is_kept():
     r = convert(seed_example(), output_stride=8)
     pool5 = layers_by_name(r.text)["pool5"]
-    assert pool5.window is None and pool5.attrs["global_pooling"]
+    assert pool5.window is None and pool5.is_global_pool
     assert "kernel_size" not in r.text.split('name: "pool5"')[1].split("layer {")[0]
     assert any(w.layer == "pool5" for w in r.warnings)
 
@@ -46,7 +46,7 @@ def test_grouped_and_depthwise_convolutions():
                conv("pw", "dw", k=1, n=16), conv("dw2", "pw", n=16, group=16))
     out = layers_by_name(convert(text, output_stride=2).text)
     assert out["dw"].window == Window((3, 3), (1, 1), (2, 2), (2, 2))
-    assert out["dw"].attrs["group"] == 8 and out["dw2"].attrs["group"] == 16
+    assert out["dw"].conv.group == 8 and out["dw2"].conv.group == 16
     assert out["dw2"].window == Window((3, 3), (1, 1), (2, 2), (2, 2))
 
 
@@ -142,10 +142,10 @@ def test_stride_dependent_parameters_are_rescaled():
                layer("prior", "PriorBox", ["c2", "data"], body="prior_box_param { min_size: 8 step: 4 }"))
     r = convert(text, output_stride=2)
     out = layers_by_name(r.text)
-    assert out["psroi"].attrs["spatial_scale"] == 0.5
-    assert out["roi"].attrs["spatial_scale"] == 0.5
-    assert out["proposal"].attrs["param_str"] == "'feat_stride': 2"
-    assert out["prior"].attrs["prior_step"] == {"step": 2.0}
+    assert out["psroi"].params.spatial_scale == 0.5
+    assert out["roi"].params.spatial_scale == 0.5
+    assert out["proposal"].params.param_str == "'feat_stride': 2"
+    assert out["prior"].params.steps == (("step", 2.0),)
 
 
 def test_deconvolution_crop_and_interp_are_named_in_warnings():

@@ -31,7 +31,7 @@ def project(tmp_path):
 
 def make(folder, target):
     # `python` in the rule is the one running the tests (the project's venv)
-    env = dict(os.environ, PYTHONPATH=str(ROOT),
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LC_ALL="C",
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     return subprocess.run(["make", "--no-print-directory", target], cwd=folder, env=env,
                           capture_output=True, text=True)

@@ -22,9 +22,19 @@ CHAIN = net(conv("c1", "data", s=2), pool("p1", "c1"), conv("c2", "p1", s=2),
 
 def test_cumulative_strides_multiply():
     g = graph(CHAIN)
-    s = {b.name: max(v) for b, v in st.cumulative_strides(g).items() if v is not None}
-    assert s == {"data": 1, "c1": 2, "p1": 4, "c2": 8, "c3": 16, "c4": 16, "c5": 32}
+    s = {b.name: v for b, v in st.cumulative_strides(g).items() if v is not None}
+    assert s == {n: (Fraction(v), Fraction(v)) for n, v in
+                 {"data": 1, "c1": 2, "p1": 4, "c2": 8, "c3": 16, "c4": 16, "c5": 32}.items()}
     assert st.output_stride(st.cumulative_strides(g)) == 32
+
+
+def test_strides_are_kept_per_axis():
+    """A stride on one axis only (stride_h/stride_w) moves that axis alone."""
+    g = graph(net(conv("c1", "data", extra="stride_h: 2 stride_w: 1"), conv("c2", "c1", s=2)))
+    s = {b.name: v for b, v in st.cumulative_strides(g).items() if v is not None}
+    assert s["c1"] == (2, 1) and s["c2"] == (4, 2)
+    r = st.removals_for_output_stride(g, 2)
+    assert {g.layers[i].name: v for i, v in r.items()} == {"c2": (2, 1)}
 
 
 def test_output_stride_removes_only_strides_past_the_target():

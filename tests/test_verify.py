@@ -13,9 +13,9 @@ from caffe_atrous.analysis.shapes import infer_shapes
 from caffe_atrous.verify import verify
 from caffe_atrous.weights import random_weights
 
-from conftest import EXAMPLE, convert, zoo_text
+from conftest import ROOT, EXAMPLE, convert, in_ci, zoo_text
 
-if os.environ.get("CI"):
+if in_ci():
     import cv2                           # installed by `make test`: missing in CI is a fault
 else:
     cv2 = pytest.importorskip("cv2", reason="OpenCV is installed by `make test`")
@@ -131,3 +131,21 @@ def test_shape_inference_agrees_with_the_engine(tmp_path, path):
                 assert tuple(ours[top]) == theirs[layer.name], (label, layer.name)
                 compared += 1
         assert compared >= len(g.layers) - 2
+
+
+def test_the_2x2_to_3x3_pooling_note_reaches_verify(tmp_path):
+    """The seed convention's 3x3/1 pooling is named as inexact by verify (and by -v:
+    see the golden case tiny_vgg_os4_verbose)."""
+    text = (ROOT / "tests" / "golden" / "v1_tiny_vgg" / "input.prototxt").read_text()
+    orig = tmp_path / "tiny.prototxt"
+    orig.write_text(text)
+    new = tmp_path / "tiny_os4.prototxt"
+    new.write_text(convert(text, output_stride=4, truncate_after="pool3").text)
+    weights = tmp_path / "tiny.caffemodel"
+    random_weights(load_text(text, "tiny"), str(weights), seed=0)
+    report = verify(str(orig), str(new), str(weights), engine="opencv")
+    named = {f.layer: f.message for f, upstream in report.inexact}
+    assert named == {"pool3": "pooling 2 became 3 (DeepLab/SSD convention; --exact gives it "
+                              "stride 1 instead)"}
+    assert any("inexact by construction (before the compared blob): layer 'pool3'" in line
+               for line in report.lines())

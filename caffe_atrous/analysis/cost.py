@@ -23,22 +23,22 @@ def layer_macs(graph: Graph, shapes: Shapes) -> dict[str, int | None]:
         bottoms, tops = graph.bottoms(layer), graph.tops(layer)
         x = shapes.get(bottoms[0]) if bottoms else None
         y = shapes.get(tops[0]) if tops else None
-        a = layer.attrs
+        conv, ip = layer.conv, layer.ip
         macs: int | None = 0
-        if layer.is_conv:
+        if conv is not None:
             if x is None or y is None or None in x or None in y:
                 macs = None
             else:
-                kh, kw = layer.window.kernel
-                if layer.is_deconv:
-                    macs = math.prod(x) * (a["num_output"] // a["group"]) * kh * kw
+                kh, kw = conv.window.kernel
+                if conv.deconv:
+                    macs = math.prod(x) * (conv.num_output // conv.group) * kh * kw
                 else:
-                    macs = math.prod(y) * (x[1] // a["group"]) * kh * kw
-        elif a.get("ip"):
+                    macs = math.prod(y) * (x[1] // conv.group) * kh * kw
+        elif ip is not None:
             if x is None or None in x:
                 macs = None
             else:
-                macs = math.prod(x) * a["num_output"]      # N * K * num_output
+                macs = math.prod(x) * ip.num_output      # N * K * num_output
         out[layer.name] = macs
     return out
 

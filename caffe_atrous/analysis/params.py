@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from ..errors import AtrousError
+from ..formats.facts import Affine, ChannelWise
 from ..graph import Graph
 from .shapes import Shapes
 
@@ -26,26 +27,25 @@ def param_shapes(graph: Graph, shapes: Shapes) -> ParamShapes:
     some). A shape that cannot be known (unknown input size) is left out."""
     out: ParamShapes = {}
     for layer in graph.layers:
-        a, t = layer.attrs, layer.type
+        t, p = layer.type, layer.params
         bottoms = graph.bottoms(layer)
         x = shapes.get(bottoms[0]) if bottoms else None
         blobs: list[tuple[int, ...]] | None = None
-        if layer.is_conv:
+        if layer.conv is not None:
             c = _channels(layer, x)
             if c is None:
                 continue
-            g, n, (kh, kw) = a["group"], a["num_output"], layer.window.kernel
+            g, n, (kh, kw) = p.group, p.num_output, p.window.kernel
             if c % g or n % g:
                 raise AtrousError(f"{c} input channels and num_output {n} must both divide by "
                                   f"group {g}", file=graph.path, line=layer.line, layer=layer.name)
             w = (c, n // g, kh, kw) if layer.is_deconv else (n, c // g, kh, kw)
-            blobs = [w] + ([(n,)] if a["bias_term"] else [])
-        elif a.get("ip"):
-            if x is None or None in x[a["axis"]:]:
+            blobs = [w] + ([(n,)] if p.bias_term else [])
+        elif layer.ip is not None:
+            if x is None or None in x[p.axis:]:
                 continue
-            k = math.prod(x[a["axis"]:])
-            n = a["num_output"]
-            blobs = [(k, n) if a["transpose"] else (n, k)] + ([(n,)] if a["bias_term"] else [])
+            k, n = math.prod(x[p.axis:]), p.num_output
+            blobs = [(k, n) if p.transpose else (n, k)] + ([(n,)] if p.bias_term else [])
         elif t == "BatchNorm":
             c = _channels(layer, x)
             blobs = None if c is None else [(c,), (c,), (1,)]
@@ -53,19 +53,21 @@ def param_shapes(graph: Graph, shapes: Shapes) -> ParamShapes:
             c = _channels(layer, x)
             blobs = None if c is None else [(1, c, 1, 1)] * 4
         elif t in ("Scale", "Bias") and len(bottoms) == 1:
+            p = p if isinstance(p, Affine) else Affine(bias_term=False)
             if x is None:
                 continue
-            axis = a["axis"] + len(x) if a["axis"] < 0 else a["axis"]
-            end = len(x) if a["num_axes"] == -1 else axis + a["num_axes"]
+            axis = p.axis + len(x) if p.axis < 0 else p.axis
+            end = len(x) if p.num_axes == -1 else axis + p.num_axes
             shape = tuple(x[axis:end])
             if None in shape:
                 continue
-            blobs = [shape] + ([shape] if t == "Scale" and a["bias_term"] else [])
+            blobs = [shape] + ([shape] if t == "Scale" and p.bias_term else [])
         elif t in ("PReLU", "Normalize"):
             c = _channels(layer, x)
             if c is None:
                 continue
-            blobs = [(1,) if a["channel_shared"] else (c,)]
+            shared = p.channel_shared if isinstance(p, ChannelWise) else t == "Normalize"
+            blobs = [(1,) if shared else (c,)]
         if blobs:
             out[layer.name] = blobs
     return out

@@ -13,6 +13,7 @@ import math
 from typing import Callable
 
 from ..errors import AtrousError
+from ..formats.facts import Crop, Flatten, Permute, Reshape, Resize, RoiPool, Slice, Source
 from ..formats.netspec import LayerSpec
 from ..graph import Blob, Graph
 from ..window import Window, conv_out, deconv_out, pool_out
@@ -50,12 +51,12 @@ def _canon(axis: int, rank: int) -> int:
     return axis + rank if axis < 0 else axis
 
 
-def _interp_size(p: dict, h: int, w: int) -> tuple[int, int]:
+def _interp_size(p: Resize, h: int, w: int) -> tuple[int, int]:
     """PSPNet/DeepLab Interp output size."""
-    h_eff, w_eff = h + p["pad_beg"] + p["pad_end"], w + p["pad_beg"] + p["pad_end"]
-    zoom, shrink = p["zoom_factor"], p["shrink_factor"]
-    if p["height"] and p["width"]:
-        return p["height"], p["width"]
+    h_eff, w_eff = h + p.pad_beg + p.pad_end, w + p.pad_beg + p.pad_end
+    zoom, shrink = p.zoom_factor, p.shrink_factor
+    if p.fixed:
+        return p.height, p.width
     if shrink != 1 and zoom != 1:
         h, w = (h_eff - 1) // shrink + 1, (w_eff - 1) // shrink + 1
         return h + (h - 1) * (zoom - 1), w + (w - 1) * (zoom - 1)
@@ -66,14 +67,13 @@ def _interp_size(p: dict, h: int, w: int) -> tuple[int, int]:
     return h_eff, w_eff
 
 
-def _reshape(layer: LayerSpec, shape: Shape) -> Shape | None:
-    spec, axis, num_axes = layer.attrs["reshape"], layer.attrs["axis"], layer.attrs["num_axes"]
+def _reshape(p: Reshape, shape: Shape) -> Shape | None:
     rank = len(shape)
-    start = _canon(axis, rank + 1) if axis < 0 else axis
-    end = rank if num_axes == -1 else start + num_axes
+    start = _canon(p.axis, rank + 1) if p.axis < 0 else p.axis
+    end = rank if p.num_axes == -1 else start + p.num_axes
     head, mid, tail = shape[:start], shape[start:end], shape[end:]
     out = []
-    for i, d in enumerate(spec):
+    for i, d in enumerate(p.shape):
         out.append(mid[i] if d == 0 and i < len(mid) else (None if d == -1 else d))
     if None in out and out.count(None) == 1 and _known(*mid) and None not in mid:
         total = math.prod(mid)
@@ -82,105 +82,131 @@ def _reshape(layer: LayerSpec, shape: Shape) -> Shape | None:
     return tuple(head) + tuple(out) + tuple(tail)
 
 
+# Each rule below: (layer, input shapes, window, global?) -> top shapes; inputs known
+# where the rule needs them (see _one).
+
+def _window(layer: LayerSpec, ins: list, window: Window | None, global_pool: bool) -> list:
+    n, c, h, w = _spatial(layer, ins[0])
+    if layer.conv is not None:
+        f = deconv_out if layer.is_deconv else conv_out
+        c = layer.conv.num_output
+    elif global_pool:
+        return [(n, c, 1, 1)] * len(layer.tops)
+    else:
+        ceil = layer.pool.ceil_mode
+        return [(n, c, pool_out(h, window, 0, ceil), pool_out(w, window, 1, ceil))] * len(layer.tops)
+    return [(n, c, f(h, window, 0), f(w, window, 1))] * len(layer.tops)
+
+
+def _inner_product(layer: LayerSpec, ins: list, *_) -> list:
+    x = ins[0]
+    return [tuple(x[:_canon(layer.ip.axis, len(x))]) + (layer.ip.num_output,)]
+
+
+def _eltwise(layer: LayerSpec, ins: list, *_) -> list:
+    known = [s for s in ins if s is not None]
+    for s in known[1:]:
+        if tuple(s) != tuple(known[0]) and None not in s and None not in known[0]:
+            raise AtrousError(f"its inputs have different shapes: "
+                              f"{', '.join(fmt_shape(s) for s in ins)}", layer=layer.name)
+    return [known[0] if len(known) == len(ins) else None]
+
+
+def _concat(layer: LayerSpec, ins: list, *_) -> list:
+    if not _known(*ins):
+        return [None]
+    x = ins[0]
+    axis = _canon(layer.params.axis, len(x))
+    for s in ins[1:]:
+        if len(s) != len(x) or any(s[i] != x[i] for i in range(len(x)) if i != axis):
+            raise AtrousError(f"its inputs do not agree outside axis {axis}: "
+                              f"{', '.join(fmt_shape(s) for s in ins)}", layer=layer.name)
+    total = None if any(s[axis] is None for s in ins) else sum(s[axis] for s in ins)
+    return [tuple(x[:axis]) + (total,) + tuple(x[axis + 1:])]
+
+
+def _slice(layer: LayerSpec, ins: list, *_) -> list:
+    x, p, n = ins[0], layer.params, len(layer.tops)
+    axis = _canon(p.axis, len(x))
+    dim = x[axis]
+    if dim is None:
+        return [None] * n
+    bounds = [0] + list(p.points) + [dim] if p.points else [dim * i // n for i in range(n + 1)]
+    return [tuple(x[:axis]) + (bounds[i + 1] - bounds[i],) + tuple(x[axis + 1:]) for i in range(n)]
+
+
+def _flatten(layer: LayerSpec, ins: list, *_) -> list:
+    x, rank = ins[0], len(ins[0])
+    start, end = _canon(layer.params.axis, rank), _canon(layer.params.end_axis, rank)
+    mid = x[start:end + 1]
+    return [tuple(x[:start]) + (None if None in mid else math.prod(mid),) + tuple(x[end + 1:])]
+
+
+def _permute(layer: LayerSpec, ins: list, *_) -> list:
+    x = ins[0]
+    order = list(layer.params.order)
+    order += [i for i in range(len(x)) if i not in order]
+    return [tuple(x[i] for i in order)]
+
+
+def _crop(layer: LayerSpec, ins: list, *_) -> list:
+    ref = ins[1] if len(ins) > 1 else None
+    if ref is None:
+        return [None]
+    x = ins[0]
+    axis = _canon(layer.params.axis, len(x))
+    return [tuple(x[:axis]) + tuple(ref[axis:])]
+
+
+def _roi(layer: LayerSpec, ins: list, *_) -> list:
+    p, rois = layer.params, (ins[1][0] if len(ins) > 1 and ins[1] else None)
+    if len(ins) < 2:
+        return [None]
+    if layer.type == "PSROIPooling":
+        return [(rois, p.output_dim, p.group_size, p.group_size)]
+    return [(rois, ins[0][1]) + tuple(p.pooled)]
+
+
+def _source(layer: LayerSpec, ins: list, *_) -> list:
+    p = layer.params if isinstance(layer.params, Source) else Source()
+    return [p.shape(i) for i in range(len(layer.tops))]
+
+
+def _rule(layer: LayerSpec):
+    """The shape rule of a layer and whether it needs its first input's shape."""
+    t, p = layer.type, layer.params
+    if not layer.bottoms:
+        return _source, False
+    if t in SCALAR_TOPS:
+        return (lambda l, *_: [()] * len(l.tops)), False
+    if t == "Silence":
+        return (lambda *_: []), False
+    if layer.conv is not None or layer.pool is not None:
+        return _window, True
+    if layer.ip is not None:
+        return _inner_product, True
+    if t in ("Eltwise", "Axpy"):
+        return (_eltwise if t == "Eltwise" else lambda l, ins, *_: [ins[1] if len(ins) > 1 else None]), False
+    if t == "Concat":
+        return _concat, False
+    if t == "Split":
+        return (lambda l, ins, *_: [ins[0]] * len(l.tops)), False
+    if t in SAME_SHAPE:
+        return (lambda l, ins, *_: [ins[0]] + [None] * (len(l.tops) - 1)), True
+    if layer.resize is not None:
+        return (lambda l, ins, *_: [ins[0][:2] + _interp_size(l.resize, *_spatial(l, ins[0])[2:])]), True
+    table = {Slice: _slice, Flatten: _flatten, Permute: _permute, Crop: _crop, RoiPool: _roi,
+             Reshape: lambda l, ins, *_: [_reshape(l.params, ins[0])]}
+    rule = table.get(type(p))
+    return (rule, True) if rule else (None, True)
+
+
 def _one(layer: LayerSpec, ins: list, window: Window | None, global_pool: bool) -> list:
     """Shapes of a layer's tops from its bottoms' shapes (None: unknown)."""
-    t, a = layer.type, layer.attrs
-    n_tops = len(layer.tops)
-    if not layer.bottoms:
-        if "shapes" in a:
-            shapes = a["shapes"]
-            return [tuple(shapes[min(i, len(shapes) - 1)]) if shapes else None for i in range(n_tops)]
-        size = a.get("data_size")
-        first = (a.get("batch"), None) + tuple(size) if size else None
-        return [first] + [None] * (n_tops - 1)
-    x = ins[0]
-    if t in SCALAR_TOPS:
-        return [()] * n_tops
-    if t == "Silence":
-        return []
-    if layer.is_conv:
-        if x is None:
-            return [None] * n_tops
-        n, _, h, w = _spatial(layer, x)
-        f = deconv_out if layer.is_deconv else conv_out
-        return [(n, a["num_output"], f(h, window, 0), f(w, window, 1))] * n_tops
-    if layer.is_pool:
-        if x is None:
-            return [None] * n_tops
-        n, c, h, w = _spatial(layer, x)
-        if global_pool:
-            return [(n, c, 1, 1)] * n_tops
-        return [(n, c, pool_out(h, window, 0, a["ceil_mode"]),
-                 pool_out(w, window, 1, a["ceil_mode"]))] * n_tops
-    if a.get("ip"):
-        if x is None:
-            return [None]
-        axis = _canon(a["axis"], len(x))
-        return [tuple(x[:axis]) + (a["num_output"],)]
-    if t == "Eltwise" or t == "Axpy":
-        ref = ins[1] if t == "Axpy" and len(ins) > 1 else x
-        if t == "Eltwise":
-            known = [s for s in ins if s is not None]
-            for s in known[1:]:
-                if tuple(s) != tuple(known[0]) and None not in s and None not in known[0]:
-                    raise AtrousError(f"its inputs have different shapes: "
-                                      f"{', '.join(fmt_shape(s) for s in ins)}", layer=layer.name)
-            ref = known[0] if len(known) == len(ins) else None
-        return [ref]
-    if t == "Concat":
-        if not _known(*ins):
-            return [None]
-        axis = _canon(a["axis"], len(x))
-        for s in ins[1:]:
-            if len(s) != len(x) or any(s[i] != x[i] for i in range(len(x)) if i != axis):
-                raise AtrousError(f"its inputs do not agree outside axis {axis}: "
-                                  f"{', '.join(fmt_shape(s) for s in ins)}", layer=layer.name)
-        total = None if any(s[axis] is None for s in ins) else sum(s[axis] for s in ins)
-        return [tuple(x[:axis]) + (total,) + tuple(x[axis + 1:])]
-    if t == "Slice":
-        if x is None:
-            return [None] * n_tops
-        axis = _canon(a["axis"], len(x))
-        points = list(a["slice_point"])
-        dim = x[axis]
-        if dim is None:
-            return [None] * n_tops
-        bounds = [0] + points + [dim] if points else [dim * i // n_tops for i in range(n_tops + 1)]
-        return [tuple(x[:axis]) + (bounds[i + 1] - bounds[i],) + tuple(x[axis + 1:])
-                for i in range(n_tops)]
-    if t == "Split":
-        return [x] * n_tops
-    if x is None:
-        return [None] * n_tops
-    if t in SAME_SHAPE:
-        return [x] + [None] * (n_tops - 1)
-    if t == "Flatten":
-        rank = len(x)
-        start, end = _canon(a["axis"], rank), _canon(a["end_axis"], rank)
-        mid = x[start:end + 1]
-        flat = None if None in mid else math.prod(mid)
-        return [tuple(x[:start]) + (flat,) + tuple(x[end + 1:])]
-    if t == "Reshape":
-        return [_reshape(layer, x)]
-    if t == "Permute":
-        order = list(a["order"])
-        order += [i for i in range(len(x)) if i not in order]
-        return [tuple(x[i] for i in order)]
-    if t == "Crop":
-        ref = ins[1] if len(ins) > 1 else None
-        if ref is None:
-            return [None]
-        axis = _canon(a["crop_axis"], len(x))
-        return [tuple(x[:axis]) + tuple(ref[axis:])]
-    if "interp" in a:
-        n, c, h, w = _spatial(layer, x)
-        return [(n, c) + _interp_size(a["interp"], h, w)]
-    if t == "ROIPooling" and len(ins) > 1:
-        return [(ins[1][0] if ins[1] else None, x[1]) + tuple(a["pooled"])]
-    if t == "PSROIPooling" and len(ins) > 1:
-        g = a["group_size"]
-        return [(ins[1][0] if ins[1] else None, a["output_dim"], g, g)]
-    return [None] * n_tops
+    rule, needs_input = _rule(layer)
+    if rule is None or (needs_input and ins and ins[0] is None):
+        return [None] * len(layer.tops)
+    return rule(layer, ins, window, global_pool)
 
 
 def infer_shapes(graph: Graph, window_of: Callable[[LayerSpec], Window | None] | None = None,
@@ -190,7 +216,7 @@ def infer_shapes(graph: Graph, window_of: Callable[[LayerSpec], Window | None] |
     geometry (to size a converted network); `input_shape` replaces the shape of
     the first network input."""
     window_of = window_of or (lambda l: l.window)
-    is_global = is_global or (lambda l: bool(l.attrs.get("global_pooling")))
+    is_global = is_global or (lambda l: l.is_global_pool)
     shapes: Shapes = {}
     first_input = True
     for blob in graph.inputs:
@@ -202,7 +228,7 @@ def infer_shapes(graph: Graph, window_of: Callable[[LayerSpec], Window | None] |
         try:
             outs = _one(layer, ins, window_of(layer), is_global(layer))
         except AtrousError as exc:
-            raise AtrousError(exc.message, file=graph.path, line=layer.line, layer=layer.name) from None
+            raise exc.located(graph.path, layer.line, layer.name) from None
         if not layer.bottoms and input_shape is not None and first_input and outs:
             outs = [tuple(input_shape)] + list(outs[1:])
             first_input = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Callable
 
+from ..formats.facts import Source
 from ..formats.netspec import LayerSpec
 from ..graph import Blob, Graph
 from ..window import Pair
@@ -38,7 +39,7 @@ def own_stride(layer: LayerSpec) -> Pair:
 def _propagate(graph: Graph, decide: Callable[[LayerSpec, Stride], Pair],
                is_global: Callable[[LayerSpec], bool] | None = None
                ) -> tuple[dict[Blob, Stride | None], dict[int, Pair]]:
-    is_global = is_global or (lambda layer: bool(layer.attrs.get("global_pooling")))
+    is_global = is_global or (lambda layer: layer.is_global_pool)
     strides: dict[Blob, Stride | None] = {}
     removals: dict[int, Pair] = {}
     for blob in graph.inputs:
@@ -49,8 +50,8 @@ def _propagate(graph: Graph, decide: Callable[[LayerSpec, Stride], Pair],
         spatial = [s for s in ins if s is not None]
         first = ins[0] if ins else None
         if not layer.bottoms:
-            shapes = layer.attrs.get("shapes")
-            outs = [ONE if not shapes or len(shapes[min(i, len(shapes) - 1)]) == 4 else None
+            source = layer.params if isinstance(layer.params, Source) else Source()
+            outs = [ONE if source.shape(i) is None or len(source.shape(i)) == 4 else None
                     for i in range(len(layer.tops))]
             for blob, s in zip(graph.tops(layer), outs):
                 strides[blob] = s
@@ -69,10 +70,10 @@ def _propagate(graph: Graph, decide: Callable[[LayerSpec, Stride], Pair],
                 if r != (1, 1):
                     removals[layer.index] = r
                 out = (first[0] * s[0] / r[0], first[1] * s[1] / r[1])
-        elif "interp" in layer.attrs:
-            p = layer.attrs["interp"]
-            if not (p["height"] or p["width"]):
-                f = Fraction(p["shrink_factor"], p["zoom_factor"])
+        elif layer.resize is not None:
+            p = layer.resize
+            if not (p.height or p.width):
+                f = Fraction(p.shrink_factor, p.zoom_factor)
                 out = (first[0] * f, first[1] * f)
         for blob in graph.tops(layer):
             strides[blob] = out
@@ -85,8 +86,7 @@ def cumulative_strides(graph: Graph, removals: dict[int, Pair] | None = None,
     in `made_global` pool globally)."""
     removals = removals or {}
     strides, _ = _propagate(graph, lambda layer, s: removals.get(layer.index, (1, 1)),
-                            lambda layer: layer.index in made_global
-                            or bool(layer.attrs.get("global_pooling")))
+                            lambda layer: layer.index in made_global or layer.is_global_pool)
     return strides
 
 

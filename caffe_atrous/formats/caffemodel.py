@@ -159,9 +159,9 @@ _V1_TYPE_NAMES: dict[int, str] | None = None
 def _v1_type(number: int) -> str:
     global _V1_TYPE_NAMES
     if _V1_TYPE_NAMES is None:
-        from . import caffe_pb2
+        from .schema import builtin
         from .upgrade import V1_TYPES
-        enum = caffe_pb2.V1LayerParameter.LayerType
+        enum = builtin().V1LayerParameter.LayerType
         _V1_TYPE_NAMES = {enum.Value(k): v for k, v in V1_TYPES.items()}
     return _V1_TYPE_NAMES.get(number, f"V1 type {number}")
 

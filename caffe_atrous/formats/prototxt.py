@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from google.protobuf import text_format
 
 from ..errors import AtrousError
-from . import caffe_pb2
+from .schema import Schema, builtin
 
 # Tokens of the protobuf text format that matter for finding top-level blocks.
 _TOKEN = re.compile(r"""
@@ -78,9 +78,10 @@ def _explain(message: str, source_line: str) -> str:
     return message.split(": ", 1)[-1] if message.startswith("'") else message
 
 
-def parse(text: str, path: str = "<string>") -> tuple[caffe_pb2.NetParameter, Source]:
-    """Parse prototxt text into a NetParameter; raise AtrousError on bad input."""
-    net = caffe_pb2.NetParameter()
+def parse(text: str, path: str = "<string>", schema: Schema | None = None) -> tuple[object, Source]:
+    """Parse prototxt text into a NetParameter of `schema` (the built-in one by
+    default); raise AtrousError on bad input."""
+    net = (schema or builtin()).NetParameter()
     try:
         text_format.Parse(text, net)
     except text_format.ParseError as exc:
@@ -106,6 +107,6 @@ def parse(text: str, path: str = "<string>") -> tuple[caffe_pb2.NetParameter, So
     return net, Source(path=path, text=text, legacy=bool(net.layers), layer_lines=lines)
 
 
-def to_text(net: caffe_pb2.NetParameter) -> str:
+def to_text(net) -> str:
     """Serialise deterministically (field-number order, shortest float form)."""
     return text_format.MessageToString(net)

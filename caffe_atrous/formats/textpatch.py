@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 from google.protobuf import text_format
 
-from . import caffe_pb2
 
 _TOKEN = re.compile(r"""
     (?P<ws>[ \t\r\n]+)
@@ -193,7 +192,7 @@ def _insertion(text: str, block: Block, name: str, values: list[str],
     return (anchor.end, anchor.end, "".join(f" {name}: {v}" for v in values))
 
 
-def patch(text: str, before: caffe_pb2.NetParameter, after: caffe_pb2.NetParameter) -> str:
+def patch(text: str, before, after) -> str:
     """The original text with `after`'s differences from `before` written in.
     `after` may keep only the first layers of `before` (--truncate-after)."""
     root = parse_layout(text)
@@ -226,7 +225,7 @@ def patch(text: str, before: caffe_pb2.NetParameter, after: caffe_pb2.NetParamet
     out = text[:cut]
     for start, end, value in sorted(set(e for e in edits if e[0] < cut), reverse=True):
         out = out[:start] + value + out[end:]
-    check = caffe_pb2.NetParameter()
+    check = type(after)()
     try:
         text_format.Parse(out, check)
     except text_format.ParseError as exc:

@@ -8,7 +8,8 @@ dropped, so the command line can say so instead of losing it silently.
 from __future__ import annotations
 
 from ..errors import AtrousError, ConversionWarning
-from . import caffe_pb2
+from .netspec import declared_inputs
+from .schema import enum_name, has
 
 # V1 enum name -> V2 type string (BVLC's table, plus DeepLab v1's types).
 V1_TYPES = {
@@ -40,12 +41,12 @@ _HANDLED = {"bottom", "top", "name", "include", "exclude", "type", "blobs", "par
             "softmaxloss_param", "strict_dim"}
 
 
-def hole_to_dilation(conv: caffe_pb2.ConvolutionParameter) -> bool:
+def hole_to_dilation(conv) -> bool:
     """Rewrite DeepLab v1's hole/hole_h/hole_w as dilation; True if it changed."""
-    if not (conv.HasField("hole") or conv.HasField("hole_h") or conv.HasField("hole_w")):
+    if not (has(conv, "hole") or has(conv, "hole_h") or has(conv, "hole_w")):
         return False
-    h = conv.hole_h if conv.HasField("hole_h") else conv.hole
-    w = conv.hole_w if conv.HasField("hole_w") else conv.hole
+    h = conv.hole_h if has(conv, "hole_h") else conv.hole
+    w = conv.hole_w if has(conv, "hole_w") else conv.hole
     if conv.dilation:
         raise AtrousError("convolution_param sets both `hole` and `dilation`; keep one")
     del conv.dilation[:]
@@ -57,10 +58,9 @@ def hole_to_dilation(conv: caffe_pb2.ConvolutionParameter) -> bool:
     return True
 
 
-def _upgrade_layer(v1: caffe_pb2.V1LayerParameter, out: caffe_pb2.LayerParameter,
-                   notes: list[ConversionWarning]) -> None:
+def _upgrade_layer(v1, out, notes: list[ConversionWarning]) -> None:
     out.name = v1.name
-    out.type = V1_TYPES.get(caffe_pb2.V1LayerParameter.LayerType.Name(v1.type), "")
+    out.type = V1_TYPES.get(enum_name(v1, "type"), "")
     if not out.type:
         raise AtrousError("legacy layer without a type; give it one", layer=v1.name)
     out.bottom.extend(v1.bottom)
@@ -84,19 +84,19 @@ def _upgrade_layer(v1: caffe_pb2.V1LayerParameter, out: caffe_pb2.LayerParameter
         if fd.name in _HANDLED:
             continue
         getattr(out, fd.name).CopyFrom(value)
-    if v1.HasField("softmaxloss_param"):
+    if has(v1, "softmaxloss_param"):
         sl = v1.softmaxloss_param
         if sl.weight_source:
             raise AtrousError("softmaxloss_param.weight_source has no V2 equivalent; remove it "
                               "before converting", layer=v1.name)
         if sl.ignore_label:
             out.loss_param.ignore_label = sl.ignore_label[0]
-    if v1.HasField("strict_dim"):
+    if has(v1, "strict_dim"):
         notes.append(ConversionWarning(v1.name, f"strict_dim: {str(v1.strict_dim).lower()} has no "
                                        "V2 equivalent and is left out (V2 Caffe checks blob "
                                        "shapes strictly)"))
     for pname in _DATA_PARAMS:
-        if not out.HasField(pname):
+        if not has(out, pname):
             continue
         param = getattr(out, pname)
         for f in _TRANSFORM_FIELDS:
@@ -105,9 +105,9 @@ def _upgrade_layer(v1: caffe_pb2.V1LayerParameter, out: caffe_pb2.LayerParameter
                 param.ClearField(f)
 
 
-def upgrade_v1(net: caffe_pb2.NetParameter) -> tuple[caffe_pb2.NetParameter, list[ConversionWarning]]:
+def upgrade_v1(net) -> tuple[object, list[ConversionWarning]]:
     """Return a V2 copy of a V1 net: `layers` become `layer`, inputs an Input layer."""
-    out = caffe_pb2.NetParameter()
+    out = type(net)()
     out.CopyFrom(net)
     out.ClearField("layers")
     notes: list[ConversionWarning] = []
@@ -117,28 +117,23 @@ def upgrade_v1(net: caffe_pb2.NetParameter) -> tuple[caffe_pb2.NetParameter, lis
         try:
             _upgrade_layer(v1, out.layer.add(), notes)
         except AtrousError as exc:
-            raise AtrousError(exc.message, layer=v1.name) from None
+            raise exc.located(layer=v1.name) from None
     for layer in out.layer:
-        if layer.HasField("convolution_param"):
+        if has(layer, "convolution_param"):
             hole_to_dilation(layer.convolution_param)
     return out, notes
 
 
-def _inputs_to_layer(net: caffe_pb2.NetParameter) -> None:
+def _inputs_to_layer(net) -> None:
     """Move `input`/`input_dim`/`input_shape` into a leading Input layer, as Caffe does."""
-    layer = caffe_pb2.LayerParameter(name="input", type="Input")
+    shapes = ([list(s.dim) for s in net.input_shape] if net.input_shape else
+              [shape for _, shape in declared_inputs(net) if shape is not None])
+    layer = net.layer.add(name="input", type="Input")
     layer.top.extend(net.input)
-    if net.input_shape:
-        layer.input_param.shape.extend(net.input_shape)
-    elif net.input_dim:
-        dims = list(net.input_dim)
-        if len(dims) != 4 * len(net.input):
-            raise AtrousError(f"{len(net.input)} input(s) need {4 * len(net.input)} input_dim "
-                              f"values, found {len(dims)}")
-        for i in range(len(net.input)):
-            layer.input_param.shape.add().dim.extend(dims[4 * i:4 * i + 4])
+    for dims in shapes:
+        layer.input_param.shape.add().dim.extend(dims)
     for name in ("input", "input_dim", "input_shape"):
         net.ClearField(name)
-    layers = [layer] + list(net.layer)
+    layers = [layer] + list(net.layer)[:-1]
     net.ClearField("layer")
     net.layer.extend(layers)

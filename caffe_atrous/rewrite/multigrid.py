@@ -35,13 +35,27 @@ def last_stage_units(graph: Graph, factor_of, top_factor_of) -> tuple[Pair, list
         if f != top:
             continue
         units[-1].append(layer)
-        if layer.type == "Eltwise" and layer.attrs.get("operation", "SUM") == "SUM":
+        if layer.type == "Eltwise" and getattr(layer.params, "operation", "SUM") == "SUM":
             units.append([])
     units = [u for u in units if any(l.type == "Eltwise" for l in u)]
     if not units:
         raise AtrousError("--multi-grid: the last dilated stage has no residual units (no SUM "
                           "Eltwise), so its structure cannot be recognised")
     return top, units
+
+
+def grid_rates(graph: Graph, in_factor, top_factor, grid: tuple[int, ...]) -> dict[int, int]:
+    """Layer index -> multi-grid rate for every dilated convolution of the last stage.
+
+    in_factor(layer)/top_factor(layer): the removed factor of its input/output."""
+    top, units = last_stage_units(graph, in_factor, top_factor)
+    if len(units) != len(grid):
+        raise AtrousError(f"--multi-grid gives {len(grid)} rates but the last dilated stage has "
+                          f"{len(units)} residual units ({', '.join(u[-1].name for u in units)})",
+                          file=graph.path)
+    return {layer.index: rate for unit, rate in zip(units, grid) for layer in unit
+            if layer.conv is not None and not layer.is_deconv and layer.window.kernel != (1, 1)
+            and in_factor(layer) == top and rate != 1}
 
 
 def apply_grid(window: Window, rate: int) -> Window:

@@ -1,0 +1,82 @@
+"""The Caffe schema, loaded into a descriptor pool of its own.
+
+pycaffe's generated `caffe_pb2` registers the proto package `caffe` in
+protobuf's default pool, and so would a generated module of ours: the second
+one to be imported fails with "duplicate symbol 'caffe.Phase'". caffe_atrous
+therefore never registers anything in the default pool. The schema is a
+compiled FileDescriptorSet (`caffe.desc`, made by `make proto` from
+proto/caffe.proto), loaded into a private DescriptorPool, and its message
+classes are made from there. A user's `caffe_pb2` and ours never meet; the
+text format and the wire format do not depend on which pool a class lives in.
+
+    schema = builtin()
+    net = schema.NetParameter()
+
+A Schema made from a user's own fork (`--proto`) is the same kind of object.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from ..errors import AtrousError
+
+DESCRIPTOR_SET = "caffe.desc"
+
+
+class Schema:
+    """Message classes of one caffe.proto, by short name (`schema.LayerParameter`)."""
+
+    def __init__(self, descriptor_set: bytes, origin: str):
+        self.origin = origin
+        files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set)
+        self._pool = descriptor_pool.DescriptorPool()
+        for f in files.file:
+            self._pool.Add(f)
+        nets = [f"{f.package}.{m.name}".lstrip(".") for f in files.file for m in f.message_type
+                if m.name == "NetParameter"]
+        if len(nets) != 1:
+            raise AtrousError("has no message NetParameter: is it a Caffe schema (caffe.proto)?"
+                              if not nets else "defines NetParameter more than once", file=origin)
+        self.package = nets[0].rpartition(".")[0]
+        self._classes: dict[str, type] = {}
+
+    def __getattr__(self, name: str) -> type:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        cls = self._classes.get(name)
+        if cls is None:
+            full = f"{self.package}.{name}" if self.package else name
+            try:
+                desc = self._pool.FindMessageTypeByName(full)
+            except KeyError:
+                raise AttributeError(f"the schema {self.origin} has no message {name}") from None
+            cls = self._classes[name] = message_factory.GetMessageClass(desc)
+        return cls
+
+
+@lru_cache(maxsize=None)
+def builtin() -> Schema:
+    """The schema caffe_atrous ships: BVLC Caffe plus the forks' layer parameters."""
+    data = resources.files(__package__).joinpath(DESCRIPTOR_SET).read_bytes()
+    return Schema(data, "the built-in schema")
+
+
+def enum_name(msg, field: str) -> str:
+    """The name of an enum field's value, from the message's own schema."""
+    fd = msg.DESCRIPTOR.fields_by_name[field]
+    return fd.enum_type.values_by_number[getattr(msg, field)].name
+
+
+def has(msg, field: str) -> bool:
+    """True when `msg` has `field` set; False also when its schema has no such field
+    (a fork's schema may lack fields the built-in one has)."""
+    return field in msg.DESCRIPTOR.fields_by_name and msg.HasField(field)
+
+
+def get(msg, field: str, default=None):
+    """The field's value when set, else `default` (also when the schema lacks it)."""
+    return getattr(msg, field) if has(msg, field) else default

@@ -1,0 +1,74 @@
+"""The one rule for what makes a converted layer differ from the exact conversion.
+
+With the exact rule (atrous-rules.md) the converted network's output at every
+m-th position equals the original's. A layer breaks that when
+
+    a convolution's dilation/pad differ from the exact rule's (the seed
+        convention's own dilation, a multi-grid rate, a hand edit);
+    a pooling with kernel > 1 reads a denser blob (Caffe pooling has no
+        dilation), or its kernel changed (2x2/2 -> 3x3/1);
+    a global pooling averages a denser map (squeeze-and-excitation, pool5);
+    a Deconvolution, Interp or Crop reads a denser blob (its geometry counts
+        pixels of the original resolution).
+
+The planner (to fill Plan.inexact) and verify (to explain a comparison) both
+ask `inexact_reason`, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from ..formats.facts import Crop
+from ..formats.netspec import LayerSpec
+from ..window import Pair, Window, fmt_pair
+from .dilate import EXACT, SEED, dilate_conv
+
+
+def removed_stride(before: Window, after: Window) -> Pair:
+    """Per-axis factor taken out of a layer's own stride."""
+    return tuple(before.stride[a] // max(after.stride[a], 1) for a in (0, 1))
+
+
+def _conv(layer: LayerSpec, after: Window, m: Pair) -> str | None:
+    w0 = layer.window
+    r = removed_stride(w0, after)
+    exact = dilate_conv(w0, m, r, EXACT)[0]
+    if after == exact:
+        return None
+    seed = " (the seed convention)" if after == dilate_conv(w0, m, r, SEED)[0] else ""
+    return (f"dilation {fmt_pair(after.dilation)}, pad {fmt_pair(after.pad)} where the exact rule "
+            f"gives dilation {fmt_pair(exact.dilation)}, pad {fmt_pair(exact.pad)}{seed}")
+
+
+def _pool(layer: LayerSpec, after: Window | None, made_global: bool, m: Pair) -> str | None:
+    dense, w0 = m != (1, 1), layer.window
+    if (made_global or layer.is_global_pool) and dense:
+        return (f"global {layer.pool.method} pooling over a x{fmt_pair(m)} denser blob pools the "
+                "dense map, not the original positions")
+    if w0 is None or after is None:
+        return None
+    if after.kernel != w0.kernel:
+        return (f"pooling {fmt_pair(w0.kernel)} became {fmt_pair(after.kernel)} (DeepLab/SSD "
+                "convention; --exact gives it stride 1 instead)")
+    if dense and w0.kernel != (1, 1):
+        return (f"pooling {fmt_pair(w0.kernel)} over a x{fmt_pair(m)} denser blob (Caffe pooling "
+                "has no dilation)")
+    return None
+
+
+def inexact_reason(layer: LayerSpec, after: Window | None, made_global: bool,
+                   m: Pair | None) -> str | None:
+    """Why `layer`, converted to window `after` (global when `made_global`) and
+    reading a blob m times denser, is not the exact conversion; None when it is."""
+    if m is None:
+        return None
+    if layer.conv is not None and not layer.is_deconv:
+        return _conv(layer, after, m) if after is not None else None
+    if layer.pool is not None:
+        return _pool(layer, after, made_global, m)
+    if m == (1, 1):
+        return None
+    if layer.is_deconv or layer.resize is not None:
+        return f"{layer.type} over a x{fmt_pair(m)} denser blob"
+    if isinstance(layer.params, Crop):
+        return f"Crop over a x{fmt_pair(m)} denser blob: its offset counts original pixels"
+    return None

@@ -1,0 +1,97 @@
+"""Where branches meet (Eltwise, Concat), and whether they still line up.
+
+Two checks, one per way a join can break:
+
+    factors   every input must have become denser by the same factor, or the
+              positions they hold no longer correspond (`check_factors`);
+    sizes     after conversion every input must still have the same spatial
+              size (`check_sizes`, on the converted graph's shapes); an
+              undilated pooling over a denser blob is the usual culprit.
+
+Each error names the join, the inputs, and the layer the user can change.
+"""
+
+from __future__ import annotations
+
+from ..analysis import strides as st
+from ..analysis.shapes import infer_shapes
+from ..errors import AtrousError
+from ..formats.netspec import LayerSpec
+from ..graph import Blob, Graph
+from ..window import Window, fmt_pair
+
+
+def _upstream(graph: Graph, start: list[Blob]):
+    """Every layer upstream of the blobs in `start`, each once."""
+    seen, todo = set(), list(start)
+    while todo:
+        layer = todo.pop().producer
+        if layer is None or layer.index in seen:
+            continue
+        seen.add(layer.index)
+        todo.extend(graph.bottoms(layer))
+        yield layer
+
+
+def _kept_stride(graph: Graph, blob: Blob, removals: dict) -> LayerSpec | None:
+    """The nearest strided layer upstream of `blob` whose stride stays."""
+    return next((l for l in _upstream(graph, [blob])
+                 if st.own_stride(l) != (1, 1) and l.index not in removals), None)
+
+
+def check_factors(facts, layer: LayerSpec) -> None:
+    """An Eltwise/Concat whose inputs arrive with different removed factors is refused.
+
+        res4a = Eltwise(res4a_branch1 x1, res4a_branch2c x2)  ->  error: --from res4a_branch1
+    """
+    bottoms = facts.graph.bottoms(layer)
+    spatial = [(b, f) for b in bottoms if (f := facts.factor(b)) is not None]
+    if len({f for _, f in spatial}) <= 1:
+        return
+    parts = ", ".join(f"'{b.name}' x{fmt_pair(f)}" for b, f in spatial)
+    top = max(f for _, f in spatial)
+    kept = [k for b, f in spatial if f != top
+            if (k := _kept_stride(facts.graph, b, facts.removals)) is not None]
+    if kept:
+        first = min(kept, key=lambda l: l.index)
+        hint = (f"'{kept[0].name}' keeps its stride {fmt_pair(kept[0].window.stride)}: "
+                f"--from {first.name} would remove it too, or use --output-stride")
+    else:
+        hint = "use --output-stride"
+    raise facts.fail(layer, f"its inputs arrive with different removed stride factors ({parts}), "
+                     f"so they would no longer line up; {hint}")
+
+
+def _names(names: list[str]) -> str:
+    quoted = [f"'{n}'" for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def check_sizes(graph: Graph, windows: dict[int, Window], made_global: set[int],
+                undilated: set[int], input_shape=None) -> None:
+    """Size the converted graph (`windows`: the new windows by layer index): the
+    inputs of every join must still agree. A clash downstream of a pooling that
+    shrinks a denser map less than the dilated layers beside it names that pooling.
+
+        reduction_b_concat(3x3 conv /2 dilated ..., 3x3 valid pool /2)  ->  error naming the pool
+    """
+    try:
+        infer_shapes(graph, window_of=lambda l: windows.get(l.index, l.window),
+                     is_global=lambda l: l.index in made_global or l.is_global_pool,
+                     input_shape=input_shape)
+    except AtrousError as exc:
+        start = graph.layer(exc.layer) if exc.layer else None
+        culprits = [] if start is None else sorted(
+            l.name for l in _upstream(graph, graph.bottoms(start)) if l.index in undilated
+            and _shrinks(windows.get(l.index, l.window)))
+        if not culprits:
+            raise
+        raise AtrousError(f"{exc.message}, after conversion: {_names(culprits)} pools a denser "
+                          "blob without dilation and so shrinks its map less than the dilated "
+                          "layers beside it; convert at a larger output stride",
+                          file=exc.file, line=exc.line, layer=exc.layer) from None
+
+
+def _shrinks(w: Window) -> bool:
+    """Less pad than a same-size pooling would need."""
+    return any(2 * w.pad[a] < w.kernel[a] - 1 for a in (0, 1))
