@@ -17,14 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, in_ci
 
 SKIP_REASON = "real-Caffe tests skipped: run make caffe"
 WORKER = Path(__file__).resolve().parent / "caffe_worker.py"
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
 
 
 @dataclass(frozen=True)

@@ -159,8 +159,6 @@ TRUNCATED = {"bvlc-alexnet/deploy.prototxt": "pool5",            # the classifie
              "vgg16-ilsvrc/VGG_ILSVRC_16_layers_deploy.prototxt": "pool5",
              "vgg16-ilsvrc-v2/VGG_ILSVRC_16_layers_deploy.prototxt": "pool5"}
 RUNNABLE = [c for c in CLASSIFIERS if c not in NOT_IN_BVLC]
-
-
 REFUSED_BY_BVLC = {**NOT_IN_BVLC, **{rel: said for rel, (_, said) in FORK_FIELDS.items()}}
 
 
@@ -177,7 +175,8 @@ def test_networks_left_out_or_adapted_are_the_ones_caffe_refuses(caffe, tmp_path
 
 
 def conversions(rel, text):
-    """(case name, kwargs) of every conversion; refusals are checked here and left out."""
+    """(case name, Options, truncate-after layer) of every conversion in both conventions at
+    16 and 8; the documented refusals (test_zoo.EXPECTED_ERRORS) are checked and left out."""
     cases = []
     for os_ in (16, 8):
         for mode in ("seed", "exact"):
@@ -342,6 +341,7 @@ def test_library_beside_pycaffe_in_either_order(caffe, tmp_path, order):
     net = tmp_path / "net.prototxt"
     net.write_text(zoo_text(R50))
     out = caffe_env.check(caffe.worker("coexist", order, net), f"import order {order}")
+    assert "Failed to include caffe_pb2" not in out      # pycaffe's own schema module loads
     record = json.loads(out.splitlines()[-1])
     assert record["changes"] > 0 and record["caffe_layers"] > 100
     assert record["hole_in_users_schema"] is False          # the user's caffe_pb2 is BVLC's
