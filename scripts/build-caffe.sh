@@ -20,7 +20,7 @@ SYSTEM_PYTHON=/usr/bin/python3
 DEB_PACKAGES=(build-essential libboost-system-dev libboost-thread-dev libboost-filesystem-dev
   libboost-python-dev libprotobuf-dev protobuf-compiler libgoogle-glog-dev libgflags-dev
   libhdf5-dev liblmdb-dev libleveldb-dev libsnappy-dev libopenblas-dev python3-dev
-  python3-numpy python3-protobuf)
+  python3-numpy python3-protobuf python3-venv)
 # Runtime dependencies of caffe_atrous that go into the venv (numpy stays Debian's).
 VENV_PACKAGES=(protobuf pyyaml)
 
@@ -53,10 +53,11 @@ flock 9   # one build at a time per cache entry
 
 install_debian_packages() {
   step "check Debian packages"
-  local missing=()
+  local installed missing=()
+  installed="$(dpkg-query -W -f='${Package} ${Status}\n' "${DEB_PACKAGES[@]}" 2>/dev/null \
+               | awk '/ install ok installed$/ {print $1}' || true)"
   for p in "${DEB_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
-      || missing+=("$p")
+    grep -qx "$p" <<< "$installed" || missing+=("$p")
   done
   if ((${#missing[@]} == 0)); then echo "    all ${#DEB_PACKAGES[@]} installed"; return; fi
   local sudo=()
