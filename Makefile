@@ -12,14 +12,20 @@ $(STAMP): pyproject.toml constraints.txt
 	rm -f $(VENV)/.installed-*
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-c constraints.txt -e '.[test,verify,dev]'
+		-c constraints.txt -e '.[test,verify,dev,report]'
 	touch $@
 
 install: $(STAMP)
 
 # Coverage of the package (CLI subprocesses included) is printed before the summary.
+# Tests that need Debian packages (`make deps`) skip without them, and fail in CI.
 test: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report=term
+
+# Debian packages some tests need (Graphviz, Chromium, a font); needs root or sudo.
+.PHONY: deps
+deps:
+	bash scripts/report-deps.sh
 
 # Convert the bundled example network (its stage 4 is the seed document's example),
 # then prove the exact conversion in OpenCV with random weights.
@@ -42,11 +48,18 @@ proto: $(STAMP)
 clean:
 	rm -rf $(VENV) demo/out .pytest_cache
 
-# Weights check of a ~230 MB caffemodel against a full protobuf parse (needs ../shared/zoo).
+# Weights check of a ~230 MB caffemodel against a full protobuf parse, and --weights-out
+# against cp of the same file (needs ../shared/zoo).
 bench: $(STAMP)
 	$(BIN)/python bench/weights_check.py
+	$(BIN)/python bench/report_html.py
+
+# docs/report-html-seed.png, the README's picture of --report-html (needs Chromium and Graphviz).
+.PHONY: docs-screenshot
+docs-screenshot: $(STAMP) deps
+	$(BIN)/python scripts/docs_screenshot.py
 
 # BVLC Caffe (CPU, pycaffe, C++ tools) for the real-Caffe tests, from ../shared/vendor/caffe.
-# Built once into a cache outside the clone (~7 min on 2 cores); then a few seconds.
+# Built once into a cache outside the clone (~7 min on 2 idle cores); then well under a second.
 caffe:
 	bash scripts/build-caffe.sh

@@ -1,6 +1,7 @@
 """Benchmark: checking a ~230 MB caffemodel against a network, versus a plain
 full protobuf parse of the same file. Time and peak memory, as ratios measured
-in the same run. Run with `make bench`.
+in the same run. Then `--weights-out` on the same file, versus `cp` of it.
+Run with `make bench`.
 
 Each measurement runs in a fresh process, so its peak resident memory
 (ru_maxrss) is its own; the import-only process gives the baseline both share.
@@ -14,11 +15,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NET = ROOT.parent / "shared" / "zoo" / "resnet152-kaiming" / "ResNet-152-deploy.prototxt"
 REPEATS = 3
+WEIGHTS_OUT_REPEATS = 7
 
 CHILD = r"""
 import json, resource, sys, time
@@ -58,6 +61,37 @@ def measure(mode: str, weights: str) -> dict:
             "peak_mb": max(r["peak_mb"] for r in runs), "layers": runs[0]["layers"]}
 
 
+def weights_out(weights: str, tmp: str) -> dict[str, float]:
+    """Wall time of whole processes, medians over interleaved rounds: `cp` of the
+    caffemodel, the CLI converting the prototxt alone, and the CLI with
+    --weights/--weights-out. Outputs go to new files, removed after each run."""
+    out = os.path.join(tmp, "out.caffemodel")
+    cli = [sys.executable, "-m", "caffe_atrous", str(NET), "-o", os.path.join(tmp, "o.prototxt"),
+           "-q"]
+    commands = {"cp": ["cp", weights, out], "convert": cli,
+                "weights-out": cli + ["--weights", weights, "--weights-out", out]}
+    times: dict[str, list[float]] = {k: [] for k in commands}
+    for _ in range(WEIGHTS_OUT_REPEATS):
+        for label, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, check=True, cwd=ROOT, stderr=subprocess.DEVNULL)
+            times[label].append(time.perf_counter() - start)
+            if os.path.exists(out):
+                os.unlink(out)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def print_weights_out(t: dict[str, float], size_mb: float) -> None:
+    print(f"\n--weights-out on the same {size_mb:.0f} MB file, whole processes, median of "
+          f"{WEIGHTS_OUT_REPEATS} interleaved runs:")
+    for label, text in (("cp", "cp of the file (baseline)"), ("convert", "CLI, prototxt only"),
+                        ("weights-out", "CLI with --weights/--weights-out")):
+        print(f"{text:34}{t[label]:>9.3f}s")
+    print(f"ratios over cp: --weights-out run {t['weights-out'] / t['cp']:.2f}x; what "
+          f"--weights/--weights-out add to the conversion "
+          f"{(t['weights-out'] - t['convert']) / t['cp']:.2f}x")
+
+
 def main() -> int:
     if not NET.is_file():
         print(f"bench: needs {NET} (../shared/zoo beside the repository)", file=sys.stderr)
@@ -73,6 +107,7 @@ def main() -> int:
         base = measure("imports", weights)
         parse = measure("parse", weights)
         check = measure("check", weights)
+        copy_times = weights_out(weights, tmp)
     print(f"caffemodel: ResNet-152 with random weights, {size_mb:.0f} MB; median of {REPEATS} runs, "
           "each in a fresh process")
     print(f"{'':34}{'time':>10}{'peak memory':>14}{'over imports':>14}")
@@ -88,6 +123,7 @@ def main() -> int:
     print(f"memory over imports as a share of the file: full parse {extra_parse / size_mb:.2f}, "
           f"check {extra_check / size_mb:.3f}")
     print(f"layers checked: {check['layers']} (all match)")
+    print_weights_out(copy_times, size_mb)
     return 0
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 from . import __version__
+from .atomic import write_text
 from .convert import Result, convert_loaded, load_text, read_text, truncate
 from .errors import AtrousError, UsageError
 from .rewrite.dilate import EXACT, SEED
@@ -29,6 +29,7 @@ examples:
   python -m caffe_atrous net.prototxt --from res4a_branch1 -v -o -
   python -m caffe_atrous net.prototxt -o net_os8.prototxt --check   # in CI: is it up to date?
   python -m caffe_atrous net.prototxt -o net_os8.prototxt --weights net.caffemodel
+  python -m caffe_atrous segnet.prototxt -o segnet_os8.prototxt --proto my-fork/caffe.proto
   python -m caffe_atrous init-weights net.prototxt -o random.caffemodel
   python -m caffe_atrous verify net.prototxt net_os8.prototxt net.caffemodel
 
@@ -79,6 +80,20 @@ def _positive(text: str) -> int:
     return value
 
 
+def _add_proto(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--proto", metavar="FILE", help="read and write with this caffe.proto (your "
+                   "fork's) instead of the built-in schema; needs pip install "
+                   "'caffe-atrous[proto]'")
+
+
+def _schema(path: str | None):
+    """The schema of --proto FILE, or None for the built-in one."""
+    if not path:
+        return None
+    from .formats.protoc import load
+    return load(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Convert a Caffe network to a dilated (atrous) network at a "
                 "chosen output stride. The pretrained .caffemodel still fits: layer names and "
@@ -105,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop every layer after LAYER (e.g. the classifier head)")
     p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
                    help="input size to reason with, instead of the one in the file")
+    _add_proto(p)
     p.add_argument("--weights", metavar="IN.caffemodel",
                    help="check that this caffemodel fits the converted network (by layer name and "
                         "blob shape)")
@@ -115,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "multiply-accumulates and activation memory before and after, and "
                         "every changed layer")
     p.add_argument("--report-json", metavar="FILE", help="write the same report as JSON")
+    p.add_argument("--report-html", metavar="FILE", help="write the report as one self-contained "
+                   "HTML page, the network drawn (needs the extra 'report' and Graphviz)")
     p.add_argument("--diff", action="store_true", default=None,
                    help="print a unified diff of IN and the conversion instead of writing OUT")
     p.add_argument("--canonical", action="store_true", default=None,
@@ -139,6 +157,7 @@ def build_init_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--input-shape", type=_input_shape, metavar="N,C,H,W",
                    help="input size, where the prototxt gives none")
+    _add_proto(p)
     return p
 
 
@@ -159,12 +178,14 @@ def build_verify_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random input")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest relative error that passes (default 1e-4)")
+    _add_proto(p)
     return p
 
 
 def run_init(args: argparse.Namespace) -> int:
     from .weights import random_weights
-    loaded = load_text(read_text(args.net), args.net)
+    schema = _schema(args.proto)
+    loaded = load_text(read_text(args.net), args.net, schema)
     n = random_weights(loaded, args.output, seed=args.seed, input_shape=args.input_shape)
     print(f"init-weights: {n} layers with random weights written to {args.output}", file=sys.stderr)
     return 0
@@ -174,7 +195,7 @@ def run_verify(args: argparse.Namespace) -> int:
     from .verify import verify
     report = verify(args.orig, args.new, args.weights, blob=args.blob,
                     input_shape=args.input_shape, engine=args.engine, seed=args.seed,
-                    tolerance=args.tolerance)
+                    tolerance=args.tolerance, schema=_schema(args.proto))
     print("\n".join(report.lines()))
     return 0 if report.ok else 1
 
@@ -204,25 +225,6 @@ def unified_diff(a: str, b: str, from_name: str, to_name: str, context: int = 3)
             yield from ("+" + line for line in bl[b1:b2])
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write text to path via a temporary file in the same folder, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    except OSError as exc:
-        raise AtrousError(f"cannot write here: {exc.strerror}", file=path) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise AtrousError(f"cannot write: {exc.strerror}", file=path) from None
-
-
 def _same_file(a: str, b: str) -> bool:
     if a == "-" or b == "-":
         return False
@@ -237,9 +239,11 @@ def _same_file(a: str, b: str) -> bool:
 def _check_weights(args: argparse.Namespace, result: Result) -> str:
     """Check (and with --weights-out, rewrite) the caffemodel for the converted net."""
     from .convert import Loaded
-    from .formats.caffemodel import Weights, write_converted
+    from .formats.caffemodel import Weights
+    from .formats.weights_out import write_converted
     from .weights import check, raise_for
-    converted = Loaded(result.net, args.output, result.loaded.lines, False)
+    converted = Loaded(result.net, args.output, result.loaded.lines, False,
+                       schema=result.loaded.schema)
     with Weights(args.weights) as w:
         report = check(converted, w, args.input_shape)
         raise_for(report, args.weights)
@@ -278,8 +282,9 @@ def run_convert(args: argparse.Namespace) -> int:
     opts = Options(output_stride=None if args.from_layer else args.output_stride,
                    from_layer=args.from_layer, mode=EXACT if args.exact else SEED,
                    input_shape=args.input_shape, multi_grid=args.multi_grid)
+    schema = _schema(args.proto)
     text = read_text(args.input)
-    loaded = load_text(text, path)
+    loaded = load_text(text, path, schema)
     if args.truncate_after:
         loaded = truncate(loaded, args.truncate_after)
     result = convert_loaded(loaded, opts, layout=not args.canonical)
@@ -303,6 +308,9 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.report or args.report_json:
         from .report import build
         report = build(loaded, result, args.input_shape)
+    if args.report_html:                # rendered before anything is written: it can fail
+        from .report_html import render
+        page = render(loaded, result, args.input_shape, text)
     if args.diff:
         sys.stdout.writelines(unified_diff(text, result.text, path,
                                            args.output if args.output != "-" else f"{path} (converted)"))
@@ -311,10 +319,12 @@ def run_convert(args: argparse.Namespace) -> int:
         sys.stdout.write(result.text)
         sys.stdout.flush()
     else:
-        write_atomic(args.output, result.text)
+        write_text(args.output, result.text)
     if args.report_json:
         import json
-        write_atomic(args.report_json, json.dumps(report, indent=2) + "\n")
+        write_text(args.report_json, json.dumps(report, indent=2) + "\n")
+    if args.report_html:
+        write_text(args.report_html, page)
     if loaded.legacy and not args.quiet:
         _say("note", f"{path} is a legacy V1 (`layers`) file; the output is upgraded to V2 (`layer`)")
     for w in result.warnings:

@@ -8,18 +8,36 @@
 Keys are the long option names. `--config NAME` loads configs/NAME.yaml (the
 bundled presets), `--config FILE` any file; options given on the command line
 win. Errors name the file and the line, and list the allowed keys.
+
+The presets live in the repository's top-level configs/ and are installed as the
+package caffe_atrous.configs (pyproject.toml maps one to the other), so they are
+found through the import system: in a wheel, a sdist or an editable install alike.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
 from .errors import UsageError
 
-PRESETS = Path(__file__).resolve().parent.parent / "configs"
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+PRESETS = "caffe_atrous.configs"
+
+
+def presets() -> dict[str, Traversable]:
+    """The bundled presets as installed with the package: name -> file."""
+    try:
+        folder = resources.files(PRESETS)
+    except ModuleNotFoundError:             # an install that left the presets out
+        return {}
+    return {f.name.removesuffix(".yaml"): f for f in folder.iterdir()
+            if f.name.endswith(".yaml") and f.is_file()}
 
 
 def _int(v: Any) -> int:
@@ -69,22 +87,24 @@ KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "weights-out": ("weights_out", _str),
     "report": ("report", _bool),
     "report-json": ("report_json", _str),
+    "report-html": ("report_html", _str),
     "diff": ("diff", _bool),
     "canonical": ("canonical", _bool),
     "quiet": ("quiet", _bool),
     "verbose": ("verbose", _bool),
+    "proto": ("proto", _str),
 }
 
 
-def resolve(name_or_path: str) -> Path:
+def resolve(name_or_path: str) -> Path | Traversable:
     """A bundled preset by name, or a file."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    preset = PRESETS / f"{name_or_path}.yaml"
-    if "/" not in name_or_path and preset.is_file():
-        return preset
-    names = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
+    bundled = presets()
+    if "/" not in name_or_path and name_or_path in bundled:
+        return bundled[name_or_path]
+    names = ", ".join(sorted(bundled)) or "none in this installation; reinstall caffe-atrous"
     raise UsageError(f"--config {name_or_path}: no such file, and no bundled preset of that name "
                      f"(presets: {names})")
 

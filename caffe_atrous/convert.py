@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .errors import AtrousError, ConversionWarning, UsageError
 from .formats import netspec, prototxt, textpatch, upgrade
 from .formats.netspec import Net
+from .formats.schema import Schema
 from .graph import build_graphs, test_phase
 from .rewrite.plan import Options, Plan, make_plan
 
@@ -29,6 +30,7 @@ class Loaded:
     notes: list[ConversionWarning] = field(default_factory=list)
     text: str | None = None           # the user's text, when the output can keep its layout
     source: Net | None = None   # what `text` parses to (before truncation)
+    schema: Schema | None = None      # the schema `net` was read with (None: the built-in one)
 
     def specs(self) -> list[netspec.LayerSpec]:
         return netspec.read_layers(self.net, self.lines, self.path)
@@ -72,9 +74,10 @@ def read_text(path: str) -> str:
         raise AtrousError(f"cannot read: {exc.strerror}", file=path) from None
 
 
-def load_text(text: str, path: str = "<string>") -> Loaded:
-    """Parse prototxt text; V1 files are upgraded to V2 (and the notes say so)."""
-    net, source = prototxt.parse(text, path)
+def load_text(text: str, path: str = "<string>", schema: Schema | None = None) -> Loaded:
+    """Parse prototxt text with `schema` (a fork's, from --proto; default: the
+    built-in one); V1 files are upgraded to V2 (and the notes say so)."""
+    net, source = prototxt.parse(text, path, schema)
     lines: list[int | None] = list(source.layer_lines)
     notes: list[ConversionWarning] = []
     if source.legacy:
@@ -86,8 +89,8 @@ def load_text(text: str, path: str = "<string>") -> Loaded:
         if had_inputs:
             lines = [None] + lines
     if source.legacy:
-        return Loaded(net, path, lines, True, notes)
-    return Loaded(net, path, lines, False, notes, text, net)
+        return Loaded(net, path, lines, True, notes, schema=schema)
+    return Loaded(net, path, lines, False, notes, text, net, schema)
 
 
 def truncate(loaded: Loaded, last: str) -> Loaded:
@@ -97,7 +100,8 @@ def truncate(loaded: Loaded, last: str) -> Loaded:
     if index is None:
         raise UsageError(f"--truncate-after {last}: no layer has that name", file=loaded.path)
     return Loaded(netspec.truncate_after(loaded.net, index), loaded.path,
-                  loaded.lines[: index + 1], loaded.legacy, loaded.notes, loaded.text, loaded.source)
+                  loaded.lines[: index + 1], loaded.legacy, loaded.notes, loaded.text, loaded.source,
+                  loaded.schema)
 
 
 def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result:
@@ -116,15 +120,16 @@ def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result
             text = None
     if text is None:
         text = prototxt.to_text(new_net)
-        if prototxt.parse(text, "<output>")[0] != new_net:
+        if prototxt.parse(text, "<output>", loaded.schema)[0] != new_net:
             raise AtrousError("internal check failed: the output does not parse back to the "
                               "conversion; please report this with the input file")
     return Result(text, new_net, plan, loaded)
 
 
 def convert_text(text: str, path: str = "<string>", opts: Options | None = None,
-                 truncate_after: str | None = None, layout: bool = True) -> Result:
-    loaded = load_text(text, path)
+                 truncate_after: str | None = None, layout: bool = True,
+                 schema: Schema | None = None) -> Result:
+    loaded = load_text(text, path, schema)
     if truncate_after:
         loaded = truncate(loaded, truncate_after)
     return convert_loaded(loaded, opts or Options(), layout)

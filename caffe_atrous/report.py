@@ -9,6 +9,7 @@ sees what output stride 8 costs before training at it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Any
 
@@ -17,6 +18,7 @@ from .analysis.cost import activation_bytes, layer_macs, receptive_fields
 from .analysis.shapes import infer_shapes
 from .convert import Loaded, Result
 from .errors import AtrousError
+from .graph import Graph
 
 
 def _num(v: Fraction | None) -> float | int | None:
@@ -25,65 +27,95 @@ def _num(v: Fraction | None) -> float | int | None:
     return int(v) if v.denominator == 1 else float(v)
 
 
+@dataclass
+class _Side:
+    """One network's analysis: graph, strides, shapes, receptive fields, costs."""
+
+    graph: Graph
+    strides: dict
+    shapes: dict
+    rf: dict
+    macs: dict
+    mem: dict
+
+
+def _analyse(graph: Graph, input_shape) -> _Side:
+    strides = st.cumulative_strides(graph)
+    try:
+        shapes = infer_shapes(graph, input_shape=input_shape)
+    except AtrousError:                    # sizes are optional in a report
+        shapes = {}
+    return _Side(graph, strides, shapes, receptive_fields(graph, strides),
+                 layer_macs(graph, shapes), activation_bytes(graph, shapes))
+
+
+@dataclass
+class _Stage:
+    """A stage's figures, [before, after] each."""
+
+    stage: str
+    first_layer: str
+    layers: int = 0
+    output_stride: list = field(default_factory=lambda: [None, None])
+    receptive_field: list = field(default_factory=lambda: [None, None])
+    size: list = field(default_factory=lambda: [None, None])
+    macs: list = field(default_factory=lambda: [0, 0])
+    activation_bytes: list = field(default_factory=lambda: [0, 0])
+    _area: list = field(default_factory=lambda: [0, 0])   # of `size`, the largest map
+
+    def add(self, i: int, side: _Side, layer) -> None:
+        """Count `layer` of network i (0 before, 1 after)."""
+        for b in side.graph.tops(layer):
+            stride, shape = side.strides.get(b), side.shapes.get(b)
+            if stride is not None:
+                self.output_stride[i] = _num(max(stride))
+            if side.rf.get(id(b)) is not None:
+                self.receptive_field[i] = max(self.receptive_field[i] or 0, side.rf[id(b)])
+            if stride is not None and shape is not None and len(shape) == 4 \
+                    and None not in shape[2:] and shape[2] * shape[3] > self._area[i]:
+                self._area[i] = shape[2] * shape[3]
+                self.size[i] = f"{shape[2]}x{shape[3]}"
+        for name, table in (("macs", side.macs), ("activation_bytes", side.mem)):
+            value, total = table.get(layer.name), getattr(self, name)
+            total[i] = None if value is None or total[i] is None else total[i] + value
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+
+def _stage_of(before: _Side, after: _Side, l0, l1) -> str:
+    """'stride 16' (the layer's output stride in the original), or 'head'."""
+    tops0, tops1 = before.graph.tops(l0), after.graph.tops(l1)
+    stride = before.strides.get(tops0[0]) if tops0 else None
+    if stride is None or not tops1 or after.strides.get(tops1[0]) is None:
+        return "head"
+    return f"stride {st.fmt_stride(max(stride))}"
+
+
 def build(before: Loaded, result: Result, input_shape=None) -> dict[str, Any]:
     """The report as plain data (what --report-json writes)."""
-    g0 = before.graph()
-    g1 = Loaded(result.net, before.path, [], False).graph()
-    s0, s1 = st.cumulative_strides(g0), st.cumulative_strides(g1)
-    try:
-        sh0, sh1 = infer_shapes(g0, input_shape=input_shape), infer_shapes(g1, input_shape=input_shape)
-    except AtrousError:                    # sizes are optional in a report
-        sh0 = sh1 = {}
-    rf0, rf1 = receptive_fields(g0, s0), receptive_fields(g1, s1)
-    mac0, mac1 = layer_macs(g0, sh0), layer_macs(g1, sh1)
-    mem0, mem1 = activation_bytes(g0, sh0), activation_bytes(g1, sh1)
+    b = _analyse(before.graph(), input_shape)
+    a = _analyse(Loaded(result.net, before.path, [], False, schema=before.schema).graph(),
+                 input_shape)
+    stages: dict[str, _Stage] = {}
+    for l0, l1 in zip(b.graph.layers, a.graph.layers):
+        key = _stage_of(b, a, l0, l1)
+        stage = stages.setdefault(key, _Stage(key, l0.name))
+        stage.layers += 1
+        stage.add(0, b, l0)
+        stage.add(1, a, l1)
+    rows = [s.as_dict() for s in stages.values()]
 
-    stages: dict[str, dict[str, Any]] = {}
-    for l0, l1 in zip(g0.layers, g1.layers):
-        tops0, tops1 = g0.tops(l0), g1.tops(l1)
-        stride = s0.get(tops0[0]) if tops0 else None
-        spatial_after = bool(tops1) and s1.get(tops1[0]) is not None
-        key = f"stride {st.fmt_stride(max(stride))}" if stride is not None and spatial_after \
-            else "head"
-        stage = stages.setdefault(key, {
-            "stage": key, "layers": 0, "output_stride": [None, None],
-            "receptive_field": [None, None], "size": [None, None],
-            "macs": [0, 0], "activation_bytes": [0, 0]})
-        stage["layers"] += 1
-        for i, (tops, strides, rf, shapes) in enumerate(
-                ((tops0, s0, rf0, sh0), (tops1, s1, rf1, sh1))):
-            for b in tops:
-                if strides.get(b) is not None:
-                    stage["output_stride"][i] = _num(max(strides[b]))
-                if rf.get(id(b)) is not None:
-                    stage["receptive_field"][i] = max(stage["receptive_field"][i] or 0, rf[id(b)])
-                shape = shapes.get(b)
-                if shape is not None and len(shape) == 4 and None not in shape[2:] \
-                        and strides.get(b) is not None:
-                    area = stage.setdefault("_area", [0, 0])
-                    if shape[2] * shape[3] > area[i]:
-                        area[i] = shape[2] * shape[3]
-                        stage["size"][i] = f"{shape[2]}x{shape[3]}"
-        for i, (macs, mem, name) in enumerate(((mac0, mem0, l0.name), (mac1, mem1, l1.name))):
-            for field, table in (("macs", macs), ("activation_bytes", mem)):
-                value = table.get(name)
-                if value is None or stage[field][i] is None:
-                    stage[field][i] = None
-                else:
-                    stage[field][i] += value
-
-    def total(field: str, i: int):
-        values = [s[field][i] for s in stages.values()]
+    def total(name: str, i: int):
+        values = [r[name][i] for r in rows]
         return None if any(v is None for v in values) else sum(values)
 
-    layers = layer_changes(result.plan)
-    totals = {f: [total(f, 0), total(f, 1)] for f in ("macs", "activation_bytes")}
-    for stage in stages.values():
-        stage.pop("_area", None)
     return {
-        "input_shape": list(next((sh0[b] for b in g0.inputs if sh0.get(b)), []) or []) or None,
+        "input_shape": list(next((b.shapes[x] for x in b.graph.inputs if b.shapes.get(x)), [])
+                            or []) or None,
         "output_stride": [_num(result.plan.stride_before), _num(result.plan.stride_after)],
-        "layers": layers, "stages": list(stages.values()), "totals": totals,
+        "layers": layer_changes(result.plan), "stages": rows,
+        "totals": {f: [total(f, 0), total(f, 1)] for f in ("macs", "activation_bytes")},
         "warnings": [str(w) for w in result.warnings],
     }
 
@@ -99,22 +131,27 @@ def layer_changes(plan) -> list[dict[str, Any]]:
         "why": c.reasons} for c in plan.ordered()]
 
 
+def change_pair(l: dict[str, Any]) -> tuple[str, str]:
+    """What a changed layer (an entry of layer_changes) was and became, as text."""
+    if l["param_str"]:
+        return tuple(l["param_str"])
+    if l["spatial_scale"]:
+        return tuple(f"scale {v:g}" for v in l["spatial_scale"])
+    return l["before"] or "", l["after"] or ""
+
+
 def format_changes(layers: list[dict[str, Any]]) -> str:
     """The changed layers as a table (what -v and --report print)."""
     rows = [("layer", "type", "before", "after", "why")]
     for l in layers:
-        before, after = l["before"] or "", l["after"] or ""
-        if l["spatial_scale"]:
-            before, after = (f"scale {v:g}" for v in l["spatial_scale"])
-        if l["param_str"]:
-            before, after = l["param_str"]
+        before, after = change_pair(l)
         rows.append((l["name"], l["type"], before, after, "; ".join(l["why"])))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join(("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4]).rstrip()
                      for r in rows)
 
 
-def _cost(pair, unit: str) -> str:
+def format_cost(pair, unit: str) -> str:
     """'0.73G -> 11.71G x16.00' for a (before, after) pair."""
     show = (lambda v: f"{v / 1e9:.2f}G") if unit == "G" else (lambda v: f"{v / 2**20:.1f}MB")
     a, b = ("?" if v is None else show(v) for v in pair)
@@ -137,9 +174,10 @@ def format_table(report: dict[str, Any]) -> str:
             return a if a == b else f"{a} -> {b}"
         rows.append((s["stage"], str(s["layers"]), pair(s["output_stride"]),
                      pair(s["receptive_field"]), pair(s["size"]),
-                     _cost(s["macs"], "G"), _cost(s["activation_bytes"], "MB")))
+                     format_cost(s["macs"], "G"), format_cost(s["activation_bytes"], "MB")))
     t = report["totals"]
-    rows.append(("total", "", "", "", "", _cost(t["macs"], "G"), _cost(t["activation_bytes"], "MB")))
+    rows.append(("total", "", "", "", "", format_cost(t["macs"], "G"),
+                 format_cost(t["activation_bytes"], "MB")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     if report["layers"]:

@@ -159,12 +159,13 @@ def _run_both(runner, nets: list[Loaded], weights_path: str, inputs: dict, blob:
 
 def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = None,
            input_shape: tuple[int, ...] | None = None, engine: str = "auto", seed: int = 0,
-           tolerance: float = 1e-4) -> Report:
-    """Compare the converted network with the original in an engine; see Report."""
+           tolerance: float = 1e-4, schema=None) -> Report:
+    """Compare the converted network with the original in an engine; see Report.
+    `schema`: a fork's schema (--proto) for both prototxt files."""
     if not os.path.isfile(weights_path):
         raise UsageError("no such file", file=weights_path)
-    orig_l = load_text(read_text(orig_path), orig_path)
-    new_l = load_text(read_text(new_path), new_path)
+    orig_l = load_text(read_text(orig_path), orig_path, schema)
+    new_l = load_text(read_text(new_path), new_path, schema)
     orig_names, new_names = netspec.layer_names(orig_l.net), netspec.layer_names(new_l.net)
     if new_names and len(new_names) < len(orig_names) and orig_names[:len(new_names)] == new_names:
         orig_l = truncate(orig_l, new_names[-1])        # NEW was made with --truncate-after

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from .analysis.params import ParamShapes, param_shapes
 from .analysis.shapes import fmt_shape, infer_shapes
 from .convert import Loaded
@@ -66,7 +64,7 @@ def check(loaded: Loaded, weights: caffemodel.Weights, input_shape=None) -> Weig
                 g, e = bad[0]
                 report.mismatched.append((name, f"blob shape {fmt_shape(g)} stored, "
                                                 f"{fmt_shape(e)} expected"))
-            elif any(b.count != int(np.prod(b.shape)) for b in layer.blobs):
+            elif any(b.count != b.size for b in layer.blobs):
                 report.mismatched.append((name, "blob data does not fill its shape"))
             else:
                 report.matched.append(name)
@@ -95,6 +93,7 @@ def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=Non
     """Random weights for every layer with parameters: variance-scaled
     convolutions and inner products, BatchNorm statistics that keep activations
     finite, scales near 1. Returns the number of layers written."""
+    import numpy as np                      # here: checking weights does not need it
     rng = np.random.default_rng(seed)
     expected = expected_params(loaded, input_shape)
     specs = {s.name: s for s in netspec.read_layers(loaded.net)}
@@ -118,6 +117,7 @@ def _has_params(spec: netspec.LayerSpec) -> bool:
 
 def _init(spec: netspec.LayerSpec, shapes, rng) -> list[np.ndarray]:
     """Random values for one layer's parameter blobs."""
+    import numpy as np
     t = spec.type
     if t == "BatchNorm":                    # mean, variance (> 0), scale factor 1
         c = shapes[0]

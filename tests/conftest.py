@@ -58,7 +58,7 @@ def check_invariants(loaded, result, opts: Options, convert_loaded) -> None:
     """Names, order, types, kernel shapes, num_output and every parameter blob's
     shape are kept; the text is the plan; converting the output again at its own
     output stride changes nothing."""
-    after = load_text(result.text, "out")
+    after = load_text(result.text, "out", loaded.schema)
     assert after.net == result.net, "the written text differs from the converted network"
     assert _geometry(loaded) == _geometry(after)
     for g0, g1 in zip(loaded.graphs(), after.graphs()):

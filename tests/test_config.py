@@ -5,7 +5,7 @@ import re
 import pytest
 
 from caffe_atrous.cli import main
-from caffe_atrous.config import PRESETS, load
+from caffe_atrous.config import load, presets
 from caffe_atrous.errors import UsageError
 from caffe_atrous.window import Window
 
@@ -24,7 +24,7 @@ def run(capsys, tmp_path, *args):
 
 
 def test_every_bundled_preset_is_valid():
-    names = sorted(p.stem for p in PRESETS.glob("*.yaml"))
+    names = sorted(presets())
     assert names == ["deeplab-v2", "deeplab-v3", "exact-os16", "exact-os8", "pspnet", "r-fcn"]
     for name in names:
         assert "description" in load(name)

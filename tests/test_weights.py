@@ -57,7 +57,8 @@ def test_weights_out_keeps_every_blob_byte_for_byte(tmp_path, capsys, seed_weigh
         src = a.by_name()
         assert [l.name for l in b.layers] == [l.name for l in a.layers if l.name not in ("fc10",)]
         for layer in b.layers:
-            assert [bytes(r) for r in layer.raw_blobs] == [bytes(r) for r in src[layer.name].raw_blobs]
+            assert [b.buffer[x.start:x.stop] for x in layer.blobs] == \
+                [a.buffer[x.start:x.stop] for x in src[layer.name].blobs]
 
 
 def wrong_weights(tmp_path, drop=None, reshape=None):

@@ -2,16 +2,17 @@
 
 A caffemodel is a binary NetParameter. Forks give layer parameters field
 numbers that collide (see proto/caffe.proto), so no one schema can decode a
-whole file. This module walks the protobuf wire format by hand and decodes
-only what weights need, with numbers that are the same in every fork:
+whole file. This module reads it through the wire format (wire.py) and
+decodes only what weights need, with numbers that are the same in every fork:
 
     NetParameter   name 1, layer 100 (V2), layers 2 (V1)
     V2 layer       name 1, type 2, blobs 7
     V1 layer       name 4, type 5 (enum), blobs 6, layer 1 (V0: name 1, type 2, blobs 50)
     BlobProto      num/channels/height/width 1-4, data 5, double_data 8, shape 7 (dim 1)
 
-The file is memory-mapped, and blob data stays in the map (numpy views), so
-checking a 230 MB model holds no copy of it. Writing streams layer by layer.
+Each layer and blob keeps where it lies in the file, so a writer can copy it
+without parsing it again (weights_out.py). The file is memory-mapped and blob
+data stays in the map, so checking a 230 MB model holds no copy of it.
 """
 
 from __future__ import annotations
@@ -19,29 +20,82 @@ from __future__ import annotations
 import mmap
 import os
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-import numpy as np
-
+from ..atomic import atomic_file
 from ..errors import AtrousError
+from .wire import Corrupt, Field, encode_field, field_head, packed_varints, signed, uvarint, walk
+
+_ITEMSIZE = {"<f4": 4, "<f8": 8}
 
 
-class _Corrupt(Exception):
-    pass
-
+# ---------------------------------------------------------------- reading --
 
 @dataclass
 class Blob:
     shape: tuple[int, ...]
-    raw: memoryview | None            # packed little-endian values (float32 or float64)
+    raw: memoryview | bytes | None      # little-endian values (float32 or float64)
     dtype: str = "<f4"
+    start: int = 0                      # the BlobProto message as stored: file[start:stop]
+    stop: int = 0
 
-    def array(self) -> np.ndarray:
+    def array(self):
+        import numpy as np
         data = np.frombuffer(self.raw, dtype=self.dtype) if self.raw is not None else np.zeros(0)
-        return data.reshape(self.shape) if data.size == int(np.prod(self.shape)) else data
+        return data.reshape(self.shape) if data.size == self.size else data
+
+    @property
+    def size(self) -> int:
+        """Number of values the shape calls for."""
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
 
     @property
     def count(self) -> int:
-        return 0 if self.raw is None else len(self.raw) // np.dtype(self.dtype).itemsize
+        """Number of values stored."""
+        return 0 if self.raw is None else len(self.raw) // _ITEMSIZE[self.dtype]
+
+
+def _dims(buf, f: Field) -> list[int]:
+    """The `dim` values of a BlobShape field, packed or one per field."""
+    dims = []
+    for d in walk(buf, f.data, f.stop):
+        if d.number == 1 and d.wire == 0:
+            dims.append(d.value)
+        elif d.number == 1 and d.wire == 2:
+            dims.extend(packed_varints(buf, d.data, d.stop))
+    return [signed(d) for d in dims]
+
+
+def _blob(buf, start: int, stop: int) -> Blob:
+    """Caffe's Blob::FromProto: the legacy 4-D shape if any of it is present,
+    else `shape`; double_data if present, else data."""
+    legacy: list[int | None] = [None] * 4
+    shape: tuple[int, ...] | None = None
+    parts: dict[str, list[tuple[int, int]]] = {"<f4": [], "<f8": []}
+    for f in walk(buf, start, stop):
+        if f.number in (1, 2, 3, 4) and f.wire == 0:
+            legacy[f.number - 1] = signed(f.value)
+        elif f.number == 7 and f.wire == 2:
+            shape = tuple(_dims(buf, f))
+        elif (f.number, f.wire) in ((5, 2), (5, 5)):       # packed, or one float per field
+            parts["<f4"].append((f.data, f.stop))
+        elif (f.number, f.wire) in ((8, 2), (8, 1)):
+            parts["<f8"].append((f.data, f.stop))
+    dtype = "<f8" if parts["<f8"] else "<f4"
+    spans = parts[dtype]
+    raw = None
+    if len(spans) == 1:
+        raw = memoryview(buf)[spans[0][0]:spans[0][1]]
+    elif spans:
+        raw = b"".join(buf[a:b] for a, b in spans)
+    if any(d is not None for d in legacy):
+        shape = tuple(d or 0 for d in legacy)
+    elif shape is None:
+        shape = (len(raw) // _ITEMSIZE[dtype],) if raw is not None else (0,)
+    return Blob(shape, raw, dtype, start, stop)
 
 
 @dataclass
@@ -49,109 +103,22 @@ class Layer:
     name: str
     type: str
     blobs: list[Blob] = field(default_factory=list)
-    raw_blobs: list[memoryview] = field(default_factory=list)   # the BlobProto records as stored
-    raw: memoryview | None = None        # the whole layer record as stored
     legacy: bool = False                 # a V1 (`layers`) record
-
-    def fields(self):
-        """(number, wire type, raw bytes of the whole field) of a V2 record, in order."""
-        buf, end = self.raw, len(self.raw)
-        pos = 0
-        while pos < end:
-            start = pos
-            key, pos = _varint(buf, pos, end)
-            wire = key & 7
-            if wire == 0:
-                _, pos = _varint(buf, pos, end)
-            elif wire == 2:
-                length, pos = _varint(buf, pos, end)
-                pos += length
-            else:
-                pos += 4 if wire == 5 else 8
-            yield key >> 3, wire, buf[start:pos]
+    head: int = 0                        # the record with its key: file[head:stop]
+    start: int = 0                       # its message: file[start:stop]
+    stop: int = 0
+    fields: list[Field] = field(default_factory=list)
 
 
-# ------------------------------------------------------------ wire format --
-
-def _varint(buf, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end:
-            raise _Corrupt("a number runs past the end")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise _Corrupt("a number is too long")
+class _Kind(NamedTuple):
+    """Field numbers of one layer message kind."""
+    name: int
+    type: int
+    blobs: int
+    inner: int = 0                       # a nested V0 layer (V1 only)
 
 
-def _fields(buf, pos: int, end: int):
-    """Yield (field number, wire type, value or (start, stop)) over buf[pos:end]."""
-    while pos < end:
-        key, pos = _varint(buf, pos, end)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos, end)
-            yield number, wire, value
-        elif wire == 2:
-            length, pos = _varint(buf, pos, end)
-            if pos + length > end:
-                raise _Corrupt(f"field {number} needs {length} bytes, {end - pos} are left")
-            yield number, wire, (pos, pos + length)
-            pos += length
-        elif wire == 5:
-            if pos + 4 > end:
-                raise _Corrupt("a 4-byte value runs past the end")
-            yield number, wire, bytes(buf[pos:pos + 4])
-            pos += 4
-        elif wire == 1:
-            if pos + 8 > end:
-                raise _Corrupt("an 8-byte value runs past the end")
-            yield number, wire, bytes(buf[pos:pos + 8])
-            pos += 8
-        else:
-            raise _Corrupt(f"unknown wire type {wire} at byte {pos}")
-    if pos != end:
-        raise _Corrupt("a field runs past its message")
-
-
-def _packed_varints(buf, start: int, stop: int) -> list[int]:
-    out, pos = [], start
-    while pos < stop:
-        v, pos = _varint(buf, pos, stop)
-        out.append(v)
-    return out
-
-
-def _blob(buf, start: int, stop: int) -> Blob:
-    legacy = [0, 0, 0, 0]
-    shape: tuple[int, ...] | None = None
-    raw, dtype = None, "<f4"
-    floats: list[bytes] = []
-    for number, wire, value in _fields(buf, start, stop):
-        if number in (1, 2, 3, 4) and wire == 0:
-            legacy[number - 1] = value
-        elif number == 7 and wire == 2:
-            dims: list[int] = []
-            for n, w, v in _fields(buf, *value):
-                if n == 1:
-                    dims.extend(_packed_varints(buf, *v) if w == 2 else [v])
-            shape = tuple(dims)
-        elif number == 5 and wire == 2:
-            raw = memoryview(buf)[value[0]:value[1]]
-        elif number == 5 and wire == 5:           # unpacked floats (very old writers)
-            floats.append(value)
-        elif number == 8 and wire == 2:
-            raw, dtype = memoryview(buf)[value[0]:value[1]], "<f8"
-    if floats:
-        raw = memoryview(b"".join(floats))
-    if shape is None:
-        shape = tuple(legacy) if any(legacy) else ((len(raw) // 4,) if raw is not None else (0,))
-    return Blob(shape, raw, dtype)
-
+_V2, _V1, _V0 = _Kind(1, 2, 7), _Kind(4, 5, 6, inner=1), _Kind(1, 2, 50)
 
 _V1_TYPE_NAMES: dict[int, str] | None = None
 
@@ -166,38 +133,33 @@ def _v1_type(number: int) -> str:
     return _V1_TYPE_NAMES.get(number, f"V1 type {number}")
 
 
-def _layer(buf, start: int, stop: int, legacy: bool) -> Layer:
-    name_f, type_f, blobs_f = (4, 5, 6) if legacy else (1, 2, 7)
-    layer = Layer(name="", type="", raw=memoryview(buf)[start:stop], legacy=legacy)
-    for number, wire, value in _fields(buf, start, stop):
-        if number == name_f and wire == 2:
-            layer.name = bytes(buf[value[0]:value[1]]).decode("utf-8", "replace")
-        elif number == type_f:
-            layer.type = (_v1_type(value) if wire == 0
-                          else bytes(buf[value[0]:value[1]]).decode("utf-8", "replace"))
-        elif number == blobs_f and wire == 2:
-            layer.blobs.append(_blob(buf, *value))
-            layer.raw_blobs.append(memoryview(buf)[value[0]:value[1]])
-        elif legacy and number == 1 and wire == 2:          # V0 layer inside a V1 record
-            inner = _layer_v0(buf, *value)
+def _text(buf, f: Field) -> str:
+    return bytes(buf[f.data:f.stop]).decode("utf-8", "replace")
+
+
+def _layer(buf, record: Field, kind: _Kind) -> Layer:
+    layer = Layer("", "", legacy=kind is _V1, head=record.start, start=record.data,
+                  stop=record.stop, fields=walk(buf, record.data, record.stop))
+    for f in layer.fields:
+        if f.number == kind.name and f.wire == 2:
+            layer.name = _text(buf, f)
+        elif f.number == kind.type:
+            layer.type = _v1_type(f.value) if f.wire == 0 else _text(buf, f)
+        elif f.number == kind.blobs and f.wire == 2:
+            layer.blobs.append(_blob(buf, f.data, f.stop))
+        elif f.number == kind.inner and f.wire == 2:
+            inner = _layer(buf, f, _V0)
             layer.name = layer.name or inner.name
             layer.type = layer.type or inner.type
             layer.blobs.extend(inner.blobs)
-            layer.raw_blobs.extend(inner.raw_blobs)
     return layer
 
 
-def _layer_v0(buf, start: int, stop: int) -> Layer:
-    layer = Layer(name="", type="")
-    for number, wire, value in _fields(buf, start, stop):
-        if number == 1 and wire == 2:
-            layer.name = bytes(buf[value[0]:value[1]]).decode("utf-8", "replace")
-        elif number == 2 and wire == 2:
-            layer.type = bytes(buf[value[0]:value[1]]).decode("utf-8", "replace")
-        elif number == 50 and wire == 2:
-            layer.blobs.append(_blob(buf, *value))
-            layer.raw_blobs.append(memoryview(buf)[value[0]:value[1]])
-    return layer
+def _is_text(buf) -> bool:
+    """True when the file starts like a text file (a binary caffemodel starts
+    with field keys, which are rarely all printable)."""
+    head = bytes(buf[:512])
+    return all(32 <= b < 127 or b in b"\t\r\n" for b in head)
 
 
 class Weights:
@@ -208,13 +170,12 @@ class Weights:
         self.layers: list[Layer] = []
         self.name = ""
         self._file = None
-        self._map = None
+        self.buffer = None                   # the mapped file
         try:
             self._file = open(path, "rb")
-            size = os.fstat(self._file.fileno()).st_size
-            if size == 0:
+            if os.fstat(self._file.fileno()).st_size == 0:
                 raise AtrousError("empty file, not a caffemodel", file=path)
-            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self.buffer = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
         except FileNotFoundError:
             raise AtrousError("no such file", file=path, exit_code=2) from None
         except IsADirectoryError:
@@ -222,10 +183,17 @@ class Weights:
         except OSError as exc:
             self.close()
             raise AtrousError(f"cannot read: {exc.strerror}", file=path) from None
-        try:
-            self._read(self._map)
-        except _Corrupt as exc:
+        except AtrousError:
             self.close()
+            raise
+        try:
+            self._read(self.buffer)
+        except Corrupt as exc:
+            text = _is_text(self.buffer)
+            self.close()
+            if text:
+                raise AtrousError("is a text file, not a binary caffemodel: give the .caffemodel, "
+                                  "not a .prototxt", file=path) from None
             raise AtrousError(f"truncated or corrupt caffemodel ({exc}); download or copy it again",
                               file=path) from None
         except AtrousError:
@@ -233,15 +201,16 @@ class Weights:
             raise
 
     def _read(self, buf) -> None:
-        seen_layers = False
-        for number, wire, value in _fields(buf, 0, len(buf)):
-            if number in (100, 2) and wire == 2:
-                self.layers.append(_layer(buf, *value, legacy=number == 2))
-                seen_layers = True
-            elif number == 1 and wire == 2:
-                self.name = bytes(buf[value[0]:value[1]]).decode("utf-8", "replace")
-        if not seen_layers:
+        for f in walk(buf, 0, len(buf)):
+            if f.number in (100, 2) and f.wire == 2:
+                self.layers.append(_layer(buf, f, _V2 if f.number == 100 else _V1))
+            elif f.number == 1 and f.wire == 2:
+                self.name = _text(buf, f)
+        if not self.layers:
             raise AtrousError("holds no layers: is this a caffemodel?", file=self.path)
+
+    def fileno(self) -> int:
+        return self._file.fileno()
 
     def by_name(self) -> dict[str, Layer]:
         out: dict[str, Layer] = {}
@@ -254,12 +223,12 @@ class Weights:
             for b in layer.blobs:
                 b.raw = None
         self.layers = []
-        if self._map is not None:
+        if self.buffer is not None:
             try:
-                self._map.close()
+                self.buffer.close()
             except BufferError:       # numpy views still alive: the map closes with them
                 pass
-            self._map = None
+            self.buffer = None
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -271,133 +240,52 @@ class Weights:
         self.close()
 
 
-# ----------------------------------------------------------------- writing --
+# ---------------------------------------------------------------- writing --
 
-def _key(number: int, wire: int) -> bytes:
-    return _uvarint(number << 3 | wire)
-
-
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+def encode_shape(shape) -> bytes:
+    """A BlobProto `shape` field (7) holding a BlobShape with packed dims."""
+    return encode_field(7, encode_field(1, b"".join(uvarint(int(d)) for d in shape)))
 
 
-def _len_field(number: int, payload_len: int) -> bytes:
-    return _key(number, 2) + _uvarint(payload_len)
-
-
-def _string(number: int, text: str) -> bytes:
-    data = text.encode("utf-8")
-    return _len_field(number, len(data)) + data
-
-
-def encode_field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field: key, length, payload."""
-    return _len_field(number, len(payload)) + payload
-
-
-def encode_blob(array: np.ndarray) -> list[bytes]:
+def encode_blob(array) -> list[bytes]:
     """BlobProto pieces for a float32 array: shape (7), then packed data (5)."""
-    dims = b"".join(_uvarint(int(d)) for d in array.shape)
-    shape = _len_field(1, len(dims)) + dims
+    import numpy as np
     data = np.ascontiguousarray(array, dtype="<f4").tobytes()
-    return [_len_field(7, len(shape)) + shape, _len_field(5, len(data)), data]
+    return [encode_shape(array.shape), field_head(5, len(data)), data]
 
 
 class Writer:
-    """Streams a V2 caffemodel: `add(name, type, blob pieces...)` per layer."""
+    """Streams a V2 caffemodel, atomically: `add(name, type, blob pieces...)`
+    per layer. Use as a context manager; the file appears only when it ends
+    without an exception."""
 
     def __init__(self, path: str, net_name: str = ""):
         self.path = path
-        self._tmp = f"{path}.{os.getpid()}.tmp"
-        try:
-            self._fh = open(self._tmp, "wb")
-        except OSError as exc:
-            raise AtrousError(f"cannot write: {exc.strerror}", file=path) from None
-        if net_name:
-            self._fh.write(_string(1, net_name))
+        self._net_name = net_name
+        self._context = atomic_file(path)
+        self._fh = None
+
+    def __enter__(self) -> "Writer":
+        self._fh = self._context.__enter__()
+        if self._net_name:
+            self._fh.write(encode_field(1, self._net_name.encode("utf-8")))
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        return self._context.__exit__(kind, exc, tb)
 
     def add_record(self, pieces: list[bytes | memoryview]) -> None:
         """A V2 layer record made of already-encoded fields."""
-        self._fh.write(_len_field(100, sum(len(p) for p in pieces)))
+        self._fh.write(field_head(100, sum(len(p) for p in pieces)))
         for p in pieces:
             self._fh.write(p)
 
-    def add(self, name: str, type_: str, blobs: list[list[bytes]] | list[memoryview],
-            header: bytes = b"") -> None:
-        """blobs: each either the pieces of encode_blob or a stored BlobProto record.
+    def add(self, name: str, type_: str, blobs: list[list[bytes]], header: bytes = b"") -> None:
+        """blobs: the pieces of encode_blob, one list per blob.
         header: extra serialized LayerParameter fields (bottom, top, params)."""
-        head = _string(1, name) + _string(2, type_) + header
-        pieces = [head]
-        for blob in blobs:
-            parts = [blob] if isinstance(blob, (bytes, memoryview)) else blob
-            size = sum(len(p) for p in parts)
-            pieces.append(_len_field(7, size))
+        pieces = [encode_field(1, name.encode("utf-8")), encode_field(2, type_.encode("utf-8")),
+                  header]
+        for parts in blobs:
+            pieces.append(field_head(7, sum(len(p) for p in parts)))
             pieces.extend(parts)
         self.add_record(pieces)
-
-    def close(self) -> None:
-        self._fh.close()
-        os.replace(self._tmp, self.path)
-
-    def abort(self) -> None:
-        self._fh.close()
-        try:
-            os.unlink(self._tmp)
-        except OSError:
-            pass
-
-    def __enter__(self) -> "Writer":
-        return self
-
-    def __exit__(self, kind, exc, tb) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
-
-
-# LayerParameter fields that a conversion changes (the same numbers in every fork).
-_CHANGED = {106: "convolution_param", 121: "pooling_param", 130: "python_param",
-            203: "prior_box_param"}
-
-
-def write_converted(net, weights: Weights, out_path: str) -> int:
-    """Write a caffemodel for the converted network `net` with the blobs of `weights`.
-
-    A V2 record is copied field by field as stored, so fork parameters pass
-    through byte for byte, except the parameters the conversion changes, which
-    come from `net`. A V1 record becomes a V2 record: name, type, blobs, and the
-    layer's definition from `net`. Returns the number of layers written."""
-    stored = weights.by_name()
-    count = 0
-    with Writer(out_path, net.name) as w:
-        for layer in net.layer:
-            source = stored.get(layer.name)
-            if source is None or not source.raw_blobs:
-                continue
-            if source.legacy:
-                definition = type(layer)()
-                definition.CopyFrom(layer)
-                for name in ("blobs", "name", "type"):
-                    definition.ClearField(name)
-                w.add(layer.name, layer.type, source.raw_blobs,
-                      header=definition.SerializeToString())
-            else:
-                pieces = []
-                for number, _, raw in source.fields():
-                    pname = _CHANGED.get(number)
-                    if pname and layer.HasField(pname):
-                        pieces.append(encode_field(number, getattr(layer, pname).SerializeToString()))
-                    else:
-                        pieces.append(raw)
-                w.add_record(pieces)
-            count += 1
-    return count

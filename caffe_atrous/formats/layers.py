@@ -161,11 +161,17 @@ def _data(layer) -> facts.Source:
     crop_h = get(tp, "crop_h", 0) or tp.crop_size
     crop_w = get(tp, "crop_w", 0) or tp.crop_size
     batch, size = None, None
-    for pname in ("data_param", "image_data_param", "memory_data_param", "window_data_param"):
+    for pname in ("data_param", "image_data_param", "memory_data_param", "window_data_param",
+                  "dense_image_data_param"):
         if has(layer, pname):
             batch = getattr(layer, pname).batch_size or None
+    dense = get(layer, "dense_image_data_param")      # SegNet/ENet: its own crop, then resize
     if crop_h and crop_w:
         size = (crop_h, crop_w)
+    elif dense is not None and dense.crop_height and dense.crop_width:
+        size = (dense.crop_height, dense.crop_width)
+    elif dense is not None and dense.new_height and dense.new_width:
+        size = (dense.new_height, dense.new_width)
     elif has(layer, "image_data_param") and layer.image_data_param.new_height:
         size = (layer.image_data_param.new_height, layer.image_data_param.new_width)
     elif has(layer, "memory_data_param"):
@@ -217,15 +223,17 @@ def _type_fields(layer_descriptor) -> dict[str, str]:
     return table
 
 
-_TYPE_FIELDS: dict[int, dict[str, str]] = {}
+# Keyed by the descriptor itself, not id(): a schema (--proto) can be released and
+# another one's descriptor could then reuse the id.
+_TYPE_FIELDS: dict[object, dict[str, str]] = {}
 
 
 def _field_for(layer) -> str | None:
     """The parameter field that describes this layer, or None."""
     desc = layer.DESCRIPTOR
-    table = _TYPE_FIELDS.get(id(desc))
+    table = _TYPE_FIELDS.get(desc)
     if table is None:
-        table = _TYPE_FIELDS[id(desc)] = _type_fields(desc)
+        table = _TYPE_FIELDS[desc] = _type_fields(desc)
     field = table.get(layer.type)
     if field in READERS:
         return field

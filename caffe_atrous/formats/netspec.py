@@ -115,7 +115,7 @@ def _phases(layer, state) -> frozenset[str]:
 
 def read_layers(net, lines: list[int] | None = None, path: str | None = None) -> list[LayerSpec]:
     """Plain LayerSpecs for a V2 NetParameter, in file order."""
-    if net.layers:
+    if getattr(net, "layers", None):
         raise AtrousError("internal: V1 layers must be upgraded before reading")
     specs = []
     for i, layer in enumerate(net.layer):

@@ -25,7 +25,8 @@ _TOKEN = re.compile(r"""
   | (?P<newline>\n)
 """, re.VERBOSE)
 
-_KNOWN_FORKS = "BVLC Caffe, SSD, PSPNet, DeepLab v1/v2, Faster R-CNN, R-FCN"
+_KNOWN_FORKS = ("BVLC Caffe, SSD, PSPNet, DeepLab v1/v2, Faster R-CNN, R-FCN, Microsoft, SegNet, "
+                "ENet")
 
 
 @dataclass
@@ -63,13 +64,19 @@ def _layer_lines(text: str) -> list[int]:
     return lines
 
 
-def _explain(message: str, source_line: str) -> str:
+def _explain(message: str, source_line: str, schema: Schema) -> str:
     """Turn protobuf's parse message into advice a user can act on."""
-    m = re.search(r'Message type "caffe\.(\w+)" has no field named "(\w+)"', message)
+    package = re.escape(f"{schema.package}.") if schema.package else ""
+    m = re.search(rf'Message type "{package}([\w.]+)" has no field named "(\w+)"', message)
     if m:
-        return (f"unknown field '{m.group(2)}' in {m.group(1)}: it is not in the schema caffe_atrous "
-                f"knows ({_KNOWN_FORKS}); check the spelling, or remove the field")
-    m = re.search(r'Enum type "caffe\.([\w.]+)" has no value named (\w+)', message)
+        if schema is builtin():
+            return (f"unknown field '{m.group(2)}' in {m.group(1)}: it is not in the schema "
+                    f"caffe_atrous knows ({_KNOWN_FORKS}); check the spelling, remove the field, "
+                    "or give your fork's caffe.proto with --proto FILE")
+        return (f"unknown field '{m.group(2)}' in {m.group(1)}: it is not in {schema.origin} "
+                "(--proto); check the spelling, remove the field, or give the caffe.proto of "
+                "the fork this network was written for")
+    m = re.search(rf'Enum type "{package}([\w.]+)" has no value named (\w+)', message)
     if m:
         return f"unknown value {m.group(2)} for {m.group(1)}; check the spelling"
     if "${" in source_line:
@@ -81,7 +88,8 @@ def _explain(message: str, source_line: str) -> str:
 def parse(text: str, path: str = "<string>", schema: Schema | None = None) -> tuple[object, Source]:
     """Parse prototxt text into a NetParameter of `schema` (the built-in one by
     default); raise AtrousError on bad input."""
-    net = (schema or builtin()).NetParameter()
+    schema = schema or builtin()
+    net = schema.NetParameter()
     try:
         text_format.Parse(text, net)
     except text_format.ParseError as exc:
@@ -93,18 +101,19 @@ def parse(text: str, path: str = "<string>", schema: Schema | None = None) -> tu
         raw = re.sub(r"^'[^\n]*?': ", "", raw)
         if line and not "\n".join(lines[line:]).strip() and raw.startswith('Expected "}"'):
             raw = f"the file ends inside a block: {raw[0].lower()}{raw[1:]}"
-        raise AtrousError(_explain(raw, source_line), file=path, line=line or None,
+        raise AtrousError(_explain(raw, source_line, schema), file=path, line=line or None,
                           column=col or None) from None
-    if net.layer and net.layers:
+    legacy = getattr(net, "layers", ())          # a fork's schema may lack V1 layers
+    if net.layer and legacy:
         raise AtrousError("the file mixes V2 `layer` and V1 `layers` blocks; Caffe refuses such "
                           "files: use one kind", file=path)
     lines = _layer_lines(text)
-    for i, v1 in enumerate(net.layers):
+    for i, v1 in enumerate(legacy):
         if v1.HasField("layer"):
             raise AtrousError("the file is in the V0 format (`layers { layer { ... } }`); upgrade it "
                               "with Caffe's upgrade_net_proto_text first",
                               file=path, line=lines[i] if i < len(lines) else None)
-    return net, Source(path=path, text=text, legacy=bool(net.layers), layer_lines=lines)
+    return net, Source(path=path, text=text, legacy=bool(legacy), layer_lines=lines)
 
 
 def to_text(net) -> str:

@@ -26,6 +26,22 @@ from ..errors import AtrousError
 
 DESCRIPTOR_SET = "caffe.desc"
 
+# What caffe_atrous reads in every network and writes in every conversion.
+REQUIRED = {
+    "NetParameter": ("name", "input", "input_shape", "input_dim", "state", "layer"),
+    "LayerParameter": ("name", "type", "bottom", "top", "include", "exclude", "transform_param",
+                       "convolution_param", "pooling_param"),
+    "ConvolutionParameter": ("dilation",),
+}
+# Why a fork's schema can lack one of them, and what to do instead.
+_WITHOUT = {
+    "layer": "a schema of V1 `layers` only; caffe_atrous writes V2 networks, so convert without "
+             "--proto (the built-in schema reads V1 files)",
+    "dilation": "this fork's Caffe has no dilated convolution, so no converted network can be "
+                "written in its schema; convert without --proto and run the result in a Caffe "
+                "that has dilation (BVLC since 2016, or a fork of it)",
+}
+
 
 class Schema:
     """Message classes of one caffe.proto, by short name (`schema.LayerParameter`)."""
@@ -43,6 +59,21 @@ class Schema:
                               if not nets else "defines NetParameter more than once", file=origin)
         self.package = nets[0].rpartition(".")[0]
         self._classes: dict[str, type] = {}
+        self._check_required()
+
+    def _check_required(self) -> None:
+        for message, fields in REQUIRED.items():
+            try:
+                have = getattr(self, message).DESCRIPTOR.fields_by_name
+            except AttributeError:
+                raise AtrousError(f"has no message {message}: is it a Caffe schema "
+                                  "(caffe.proto)?", file=self.origin) from None
+            missing = [f for f in fields if f not in have]
+            if missing:
+                why = next((_WITHOUT[f] for f in missing if f in _WITHOUT),
+                           "is it a Caffe schema (caffe.proto)?")
+                raise AtrousError(f"{message} has no field {', '.join(missing)}: {why}",
+                                  file=self.origin)
 
     def __getattr__(self, name: str) -> type:
         if name.startswith("_"):

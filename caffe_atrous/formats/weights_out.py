@@ -1,0 +1,211 @@
+"""The caffemodel of a converted network (`--weights-out`).
+
+The output is planned as a list of pieces, each either new bytes or a span of
+the input file, and most of it is spans: a record the conversion does not
+touch is one span, and a blob is always a span (with a new shape, its data
+still is). The spans are copied by the kernel (copy_file_range) where it can,
+else written straight from the mapped file, so the output costs about what a
+copy of the file costs.
+
+Per stored record, the converted network decides the layer's definition (its
+type and the parameters of the kinds a conversion rewrites); every other
+field, fork parameters included, passes through byte for byte.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Mapping, Sequence
+
+from ..atomic import atomic_file
+from ..errors import AtrousError
+from .caffemodel import Blob, Layer, Weights, encode_shape
+from .wire import encode_field, field_head, walk
+
+# The output is a list of pieces: bytes, or (start, stop) for file[start:stop] of the input.
+
+# LayerParameter fields a conversion may change: the type string, and the
+# parameters of the kinds it rewrites. Their numbers come from the net's own
+# schema (a fork's, with --proto); in the built-in one they are the numbers
+# every fork uses (2; 106, 117, 121, 130; SSD's 203).
+_DEFINITION = ("type", "convolution_param", "inner_product_param", "pooling_param",
+               "python_param", "prior_box_param")
+_V2_LAYER, _V2_BLOBS = 100, 7
+
+# Blob shapes to write in place of the stored ones, per layer name, one entry
+# per blob (None keeps the stored shape). The values are kept as stored, so a
+# new shape must hold as many of them: InnerProduct (N, C*k*k) -> (N, C, k, k).
+Reshape = Mapping[str, Sequence[tuple[int, ...] | None]]
+
+
+def write_converted(net, weights: Weights, out_path: str, reshape: Reshape | None = None) -> int:
+    """Write a caffemodel for the converted network `net` with the blobs of `weights`.
+
+    Every layer of `net` with a stored record gets a V2 record, in `net`'s
+    order (once per name): a stored V2 record with its definition fields taken
+    from `net`, a stored V1 record as `net`'s definition and the blobs. Stored
+    records of layers `net` lacks are left out. Blob shapes change only where `reshape`
+    says. Returns the number of records written."""
+    stored = weights.by_name()
+    reshape = reshape or {}
+    pieces: list = [encode_field(1, net.name.encode("utf-8"))] if net.name else []
+    written: set[str] = set()
+    for layer in net.layer:
+        source = stored.get(layer.name)
+        if source is None or layer.name in written:   # e.g. a TRAIN and a TEST data layer
+            continue
+        written.add(layer.name)
+        blobs = _blob_bodies(source, reshape.get(layer.name), weights.buffer)
+        if source.legacy:
+            body = _from_v1(layer, blobs)
+        else:
+            body = _from_v2(layer, source, blobs, weights.buffer)
+        if body == [(source.start, source.stop)]:
+            pieces.append((source.head, source.stop))     # the record exactly as stored
+        else:
+            pieces.append(field_head(_V2_LAYER, sum(_size(p) for p in body)))
+            pieces.extend(body)
+    with atomic_file(out_path) as fh:
+        _emit(fh, weights, _coalesce(pieces))
+    return len(written)
+
+
+def _size(piece) -> int:
+    return piece[1] - piece[0] if isinstance(piece, tuple) else len(piece)
+
+
+def _definition_numbers(layer) -> set[int]:
+    fields = layer.DESCRIPTOR.fields_by_name
+    return {fields[name].number for name in _DEFINITION if name in fields}
+
+
+def _definition(layer) -> dict[int, bytes]:
+    """The definition fields of the converted layer, encoded, by number."""
+    out = {}
+    for name in _DEFINITION:
+        fd = layer.DESCRIPTOR.fields_by_name.get(name)
+        if fd is None or not layer.HasField(name):
+            continue
+        value = getattr(layer, name)
+        payload = value.encode("utf-8") if name == "type" else value.SerializeToString()
+        out[fd.number] = encode_field(fd.number, payload)
+    return out
+
+
+def _from_v2(layer, source: Layer, blobs: list[list], buf) -> list:
+    """The stored record's fields in their order, with the definition from
+    `layer`: a stored definition field is replaced (kept as a span when its
+    bytes are the same) or dropped; a new one goes before the first stored
+    field with a larger number. Blob fields get the bodies `blobs`."""
+    pending, replaced = _definition(layer), _definition_numbers(layer)
+    stored = {f.number for f in source.fields}
+    blob_bodies = iter(blobs)
+    body: list = []
+    for f in source.fields:
+        for number in sorted(n for n in pending if n < f.number and n not in stored):
+            body.append(pending.pop(number))
+        if f.number in replaced:
+            new = pending.pop(f.number, None)
+            if new is not None:
+                body.append((f.start, f.stop) if buf[f.start:f.stop] == new else new)
+        elif f.number == _V2_BLOBS and f.wire == 2:
+            blob = next(blob_bodies)
+            body.extend([(f.start, f.stop)] if blob == [(f.data, f.stop)] else _blob_field(blob))
+        else:
+            body.append((f.start, f.stop))
+    body.extend(pending[n] for n in sorted(pending))
+    return _coalesce(body)
+
+
+def _from_v1(layer, blobs: list[list]) -> list:
+    """A V2 record for a stored V1 record: `layer`'s whole definition, then the blobs."""
+    definition = type(layer)()
+    definition.CopyFrom(layer)
+    definition.ClearField("blobs")
+    body: list = [definition.SerializeToString()]
+    for blob in blobs:
+        body.extend(_blob_field(blob))
+    return body
+
+
+def _blob_field(body: list) -> list:
+    return [field_head(_V2_BLOBS, sum(_size(p) for p in body))] + body
+
+
+def _blob_bodies(source: Layer, shapes, buf) -> list[list]:
+    """Each stored BlobProto message as pieces: a span, or rebuilt with a new shape."""
+    shapes = list(shapes or [])
+    if len(shapes) > len(source.blobs):
+        raise AtrousError(f"{len(shapes)} blob shapes given for {len(source.blobs)} stored blobs",
+                          layer=source.name)
+    shapes += [None] * (len(source.blobs) - len(shapes))
+    return [[(blob.start, blob.stop)] if shape is None else _reshaped(source, i, blob, shape, buf)
+            for i, (blob, shape) in enumerate(zip(source.blobs, shapes))]
+
+
+def _reshaped(source: Layer, index: int, blob: Blob, shape, buf) -> list:
+    """A stored BlobProto with a new `shape` and the same values (and other fields)."""
+    size = 1
+    for d in shape:
+        size *= d
+    if size != blob.count:
+        raise AtrousError(f"blob {index} holds {blob.count} values, which cannot take the shape "
+                          f"{'x'.join(map(str, shape))}", layer=source.name)
+    body: list = []
+    new = encode_shape(shape)
+    for f in walk(buf, blob.start, blob.stop):
+        if f.number in (1, 2, 3, 4, 7):               # legacy dims and shape: replaced
+            if new:
+                body.append(new)
+                new = b""
+        else:
+            body.append((f.start, f.stop))
+    if new:
+        body.insert(0, new)
+    return body
+
+
+def _coalesce(pieces: list) -> list:
+    """Merge neighbouring spans and neighbouring byte strings."""
+    out: list = []
+    for p in pieces:
+        if out and isinstance(p, tuple) and isinstance(out[-1], tuple) and out[-1][1] == p[0]:
+            out[-1] = (out[-1][0], p[1])
+        elif out and isinstance(p, bytes) and isinstance(out[-1], bytes):
+            out[-1] += p
+        elif _size(p):
+            out.append(p)
+    return out
+
+
+def _emit(fh, weights: Weights, pieces: list) -> None:
+    """Write the pieces: bytes as they are, spans copied from the input file."""
+    fh.flush()
+    dst, src = fh.fileno(), weights.fileno()
+    kernel_copy = hasattr(os, "copy_file_range")
+    for p in pieces:
+        if isinstance(p, bytes):
+            _write_all(dst, p)
+            continue
+        start, stop = p
+        while kernel_copy and start < stop:
+            try:
+                n = os.copy_file_range(src, dst, stop - start, start)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                kernel_copy = False              # not across these file systems: copy by hand
+                break
+            if n == 0:
+                raise AtrousError("the file got shorter while it was read; try again",
+                                  file=weights.path)
+            start += n
+        if start < stop:
+            _write_all(dst, memoryview(weights.buffer)[start:stop])
+
+
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

@@ -1,0 +1,229 @@
+"""--weights-out on caffemodels as Caffe writes them (every layer's whole
+definition with its blobs, V2 and V1), and the hook that changes a layer's
+kind and its blob shapes."""
+
+import errno
+import os
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+from caffe_atrous.cli import main
+from caffe_atrous.convert import load_text
+from caffe_atrous.errors import AtrousError
+from caffe_atrous.formats import caffemodel
+from caffe_atrous.formats.schema import builtin
+from caffe_atrous.formats.weights_out import write_converted
+from caffe_atrous.formats.wire import encode_field
+from caffe_atrous.weights import expected_params
+
+from conftest import ROOT, conv, layer, net, pool
+
+caffe_pb2 = builtin()
+FORK_FIELD = encode_field(7777, b"fork")        # a field no schema here knows
+V1_NET = ROOT / "tests" / "golden" / "v1_tiny_vgg" / "input.prototxt"
+# Stride 2 -> 1 in p1 and c3; c2 dilated by 2, c3 and c4 by 4 (output stride 8 -> 2).
+NET = net(conv("c1", "data", s=2), pool("p1", "c1", k=3, s=2, p=1), conv("c2", "p1"),
+          conv("c3", "c2", s=2), conv("c4", "c3"), layer("r4", "ReLU", "c4", "c4"), size=33)
+
+
+def caffe_saved(text: str, path, legacy_dims=False, fork_field=True) -> caffe_pb2.NetParameter:
+    """The caffemodel Caffe's Net::ToProto (net.save) writes for a network:
+    each layer's whole definition, parameters included, then its blobs (V1
+    blobs with the 4-D legacy dims old Caffe wrote)."""
+    model = caffe_pb2.NetParameter()
+    text_format.Merge(text, model)
+    shapes = expected_params(load_text(text, "x"))
+    rng = np.random.default_rng(0)
+    for record in list(model.layer) + list(model.layers):
+        for shape in shapes.get(record.name, []):
+            blob = record.blobs.add()
+            if legacy_dims:
+                blob.num, blob.channels, blob.height, blob.width = (1,) * (4 - len(shape)) + shape
+            else:
+                blob.shape.dim.extend(shape)
+            blob.data.extend(rng.standard_normal(int(np.prod(shape))).astype("f4"))
+        if fork_field:
+            record.MergeFromString(FORK_FIELD)       # kept by protobuf as an unknown field
+    path.write_bytes(model.SerializeToString())
+    return model
+
+
+def parse(path) -> dict:
+    model = caffe_pb2.NetParameter()
+    model.ParseFromString(path.read_bytes())
+    assert not model.layers                          # always written as V2
+    return {l.name: l for l in model.layer}
+
+
+def converted_layers(path) -> dict:
+    """The layers of the converted prototxt."""
+    return {l.name: l for l in text_format.Merge(path.read_text(), caffe_pb2.NetParameter()).layer}
+
+
+def records(path) -> dict:
+    with caffemodel.Weights(str(path)) as w:
+        return {l.name: (w.buffer[l.head:l.stop], [w.buffer[f.start:f.stop] for f in l.fields])
+                for l in w.layers}
+
+
+def run(tmp_path, net_path, weights, *options):
+    out, model = tmp_path / "out.prototxt", tmp_path / "out.caffemodel"
+    assert main([str(net_path), "-o", str(out), "--weights", str(weights),
+                 "--weights-out", str(model), "-q", *options]) == 0
+    return out, model
+
+
+def test_v2_records_carry_the_converted_parameters_and_the_same_blobs(tmp_path):
+    (tmp_path / "n.prototxt").write_text(NET)
+    stored = caffe_saved(NET, tmp_path / "n.caffemodel")
+    out, model = run(tmp_path, tmp_path / "n.prototxt", tmp_path / "n.caffemodel",
+                     "--output-stride", "2")
+    written, want, before = parse(model), converted_layers(out), {l.name: l for l in stored.layer}
+    assert list(written) == ["data", "c1", "p1", "c2", "c3", "c4", "r4"]
+    for name, record in written.items():
+        assert record.type == want[name].type
+        assert record.convolution_param == want[name].convolution_param, name
+        assert record.pooling_param == want[name].pooling_param, name
+        assert [b.SerializeToString() for b in record.blobs] == \
+            [b.SerializeToString() for b in before[name].blobs]
+    # hand-computed: the strides of p1 and c3 removed, c2 dilated by 2, c3 and c4 by 4
+    assert before["p1"].pooling_param.stride == 2 and written["p1"].pooling_param.stride == 1
+    assert list(before["c3"].convolution_param.stride) == [2]
+    c2, c3, c4 = (written[n].convolution_param for n in ("c2", "c3", "c4"))
+    assert (list(c2.dilation), list(c2.pad)) == ([2], [2])
+    assert (list(c3.stride), list(c3.dilation), list(c3.pad)) == ([1], [4], [4])
+    assert (list(c4.dilation), list(c4.pad)) == ([4], [4])
+    # what the conversion does not touch is copied byte for byte, fork fields included
+    old, new = records(tmp_path / "n.caffemodel"), records(model)
+    assert all(FORK_FIELD in fields for _, fields in new.values())
+    assert [n for n in new if new[n][0] == old[n][0]] == ["data", "c1", "r4"]
+
+
+def test_converting_again_writes_the_same_file(tmp_path):
+    (tmp_path / "n.prototxt").write_text(NET)
+    caffe_saved(NET, tmp_path / "n.caffemodel")
+    out, model = run(tmp_path, tmp_path / "n.prototxt", tmp_path / "n.caffemodel",
+                     "--output-stride", "2")
+    again = tmp_path / "again"
+    again.mkdir()
+    _, model2 = run(again, out, model, "--output-stride", "2")
+    assert model2.read_bytes() == model.read_bytes()
+
+
+def test_v1_caffemodel_becomes_v2_records_with_converted_parameters(tmp_path):
+    stored = caffe_saved(V1_NET.read_text(), tmp_path / "v1.caffemodel", legacy_dims=True,
+                         fork_field=False)
+    out, model = run(tmp_path, V1_NET, tmp_path / "v1.caffemodel", "--output-stride", "2",
+                     "--truncate-after", "pool3")
+    written, want, before = parse(model), converted_layers(out), {l.name: l for l in stored.layers}
+    assert list(written) == ["conv1", "relu1", "pool1", "conv2", "pool2", "conv3", "pool3"]
+    for name, record in written.items():
+        definition = type(record)()
+        definition.CopyFrom(record)
+        definition.ClearField("blobs")
+        assert definition == want[name], name
+        assert [b.SerializeToString() for b in record.blobs] == \
+            [b.SerializeToString() for b in before[name].blobs]
+    # hand-computed: pool2 and pool3 lose their stride, conv3 is dilated by 2, and conv2's
+    # DeepLab v1 `hole` is written as the dilation it means
+    assert before["conv2"].convolution_param.hole == 2 and before["pool2"].pooling_param.stride == 2
+    p2, p3 = written["pool2"].pooling_param, written["pool3"].pooling_param
+    assert (p2.kernel_size, p2.stride, p2.pad) == (p3.kernel_size, p3.stride, p3.pad) == (3, 1, 1)
+    c2, c3 = written["conv2"].convolution_param, written["conv3"].convolution_param
+    assert not c2.HasField("hole") and list(c2.dilation) == [2]
+    assert (list(c3.dilation), list(c3.pad)) == ([2], [2])
+    assert written["conv1"].blobs[0].num == 8               # legacy dims kept as stored
+
+
+def hand_made_fc(path):
+    """A V2 record of an InnerProduct with a 4x12 weight, as Caffe saves it."""
+    model = caffe_pb2.NetParameter(name="fc-net")
+    fc = model.layer.add(name="fc", type="InnerProduct", bottom=["x"], top=["fc"])
+    fc.inner_product_param.num_output = 4
+    weight = fc.blobs.add()
+    weight.shape.dim.extend([4, 12])
+    weight.data.extend(np.arange(48, dtype="f4"))
+    fc.blobs.add(data=[1, 2, 3, 4]).shape.dim.append(4)
+    fc.MergeFromString(FORK_FIELD)
+    path.write_bytes(model.SerializeToString())
+    return model
+
+
+def as_convolution():
+    net_ = caffe_pb2.NetParameter(name="fc-net")
+    text_format.Merge('layer { name: "fc" type: "Convolution" bottom: "x" top: "fc" '
+                      'convolution_param { num_output: 4 kernel_size: 2 } }', net_)
+    return net_
+
+
+def test_a_layer_can_change_kind_and_blob_shape_keeping_its_values(tmp_path):
+    stored = hand_made_fc(tmp_path / "fc.caffemodel")
+    with caffemodel.Weights(str(tmp_path / "fc.caffemodel")) as w:
+        write_converted(as_convolution(), w, str(tmp_path / "conv.caffemodel"),
+                        reshape={"fc": [(4, 3, 2, 2)]})
+    fc = parse(tmp_path / "conv.caffemodel")["fc"]
+    assert fc.type == "Convolution" and not fc.HasField("inner_product_param")
+    assert fc.convolution_param.num_output == 4 and list(fc.convolution_param.kernel_size) == [2]
+    assert (list(fc.bottom), list(fc.top)) == (["x"], ["fc"])
+    assert list(fc.blobs[0].shape.dim) == [4, 3, 2, 2]
+    assert fc.blobs[0].data == stored.layer[0].blobs[0].data
+    assert fc.blobs[1].SerializeToString() == stored.layer[0].blobs[1].SerializeToString()
+    assert FORK_FIELD in records(tmp_path / "conv.caffemodel")["fc"][1]
+
+
+def test_a_legacy_blob_takes_a_new_shape_instead_of_its_dims(tmp_path):
+    model = caffe_pb2.NetParameter()
+    v1 = model.layers.add(name="fc", type=caffe_pb2.V1LayerParameter.INNER_PRODUCT)
+    v1.blobs.add(num=1, channels=1, height=4, width=12, data=np.arange(48, dtype="f4"))
+    (tmp_path / "v1.caffemodel").write_bytes(model.SerializeToString())
+    with caffemodel.Weights(str(tmp_path / "v1.caffemodel")) as w:
+        write_converted(as_convolution(), w, str(tmp_path / "conv.caffemodel"),
+                        reshape={"fc": [(4, 3, 2, 2)]})
+    blob = parse(tmp_path / "conv.caffemodel")["fc"].blobs[0]
+    assert list(blob.shape.dim) == [4, 3, 2, 2] and not blob.HasField("num")
+    assert blob.data == model.layers[0].blobs[0].data
+
+
+@pytest.mark.parametrize("reshape,message", [
+    ({"fc": [(4, 3, 3, 3)]}, r"layer 'fc': blob 0 holds 48 values, which cannot take the shape "
+                             r"4x3x3x3"),
+    ({"fc": [None, None, (1,)]}, r"layer 'fc': 3 blob shapes given for 2 stored blobs"),
+])
+def test_a_shape_that_does_not_fit_is_an_error_and_writes_nothing(tmp_path, reshape, message):
+    hand_made_fc(tmp_path / "fc.caffemodel")
+    with caffemodel.Weights(str(tmp_path / "fc.caffemodel")) as w:
+        with pytest.raises(AtrousError, match=message):
+            write_converted(as_convolution(), w, str(tmp_path / "conv.caffemodel"),
+                            reshape=reshape)
+    assert os.listdir(tmp_path) == ["fc.caffemodel"]
+
+
+def test_a_name_in_two_phases_is_written_once(tmp_path):
+    train = ('layer { name: "data" type: "Input" top: "data" include { phase: TRAIN } '
+             'input_param { shape { dim: 1 dim: 3 dim: 9 dim: 9 } } }\n')
+    test = train.replace("TRAIN", "TEST").replace("dim: 9", "dim: 5")
+    caffe_saved(train + conv("c1", "data"), tmp_path / "m.caffemodel")      # Caffe saves TRAIN
+    converted = text_format.Merge(train + test + conv("c1", "data"), caffe_pb2.NetParameter())
+    with caffemodel.Weights(str(tmp_path / "m.caffemodel")) as w:
+        assert write_converted(converted, w, str(tmp_path / "out.caffemodel")) == 2
+    with caffemodel.Weights(str(tmp_path / "out.caffemodel")) as w:
+        assert [l.name for l in w.layers] == ["data", "c1"]
+
+
+@pytest.mark.parametrize("how", ["refused", "missing"])
+def test_without_kernel_copies_the_output_is_the_same(tmp_path, monkeypatch, how):
+    (tmp_path / "n.prototxt").write_text(NET)
+    caffe_saved(NET, tmp_path / "n.caffemodel")
+    _, fast = run(tmp_path, tmp_path / "n.prototxt", tmp_path / "n.caffemodel", "--output-stride", "2")
+    expected = fast.read_bytes()
+    fast.unlink()
+    if how == "missing":
+        monkeypatch.delattr(os, "copy_file_range")
+    else:
+        def refuse(*args):
+            raise OSError(errno.EXDEV, "cross-device")
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+    _, slow = run(tmp_path, tmp_path / "n.prototxt", tmp_path / "n.caffemodel", "--output-stride", "2")
+    assert slow.read_bytes() == expected
