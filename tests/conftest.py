@@ -90,6 +90,7 @@ def _every_conversion_keeps_its_invariants(request, monkeypatch):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "no_invariants: skip the invariant check of conversions")
+    config.addinivalue_line("markers", "real_caffe: runs in BVLC Caffe (make caffe; tests/caffe_env.py)")
 
 
 def convert(text: str, **opts) -> "object":
