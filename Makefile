@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: all install test fuzz demo proto bench clean
+.PHONY: all install test fuzz demo proto bench clean caffe
 
 all: test
 
@@ -67,3 +67,8 @@ bench: $(STAMP)
 .PHONY: docs-screenshot
 docs-screenshot: $(STAMP) deps
 	$(BIN)/python scripts/docs_screenshot.py
+
+# BVLC Caffe (CPU, pycaffe, C++ tools) for the real-Caffe tests, from ../shared/vendor/caffe.
+# Built once into a cache outside the clone (~7 min on 2 idle cores); then well under a second.
+caffe:
+	bash scripts/build-caffe.sh

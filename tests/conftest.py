@@ -98,6 +98,7 @@ def _every_conversion_keeps_its_invariants(request, monkeypatch):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "no_invariants: skip the invariant check of conversions")
+    config.addinivalue_line("markers", "real_caffe: runs in BVLC Caffe (make caffe; tests/caffe_env.py)")
 
 
 def convert(text: str, **opts) -> "object":
@@ -150,3 +151,31 @@ def net(*layers, size=65, channels=3):
     head = (f'name: "t"\nlayer {{ name: "data" type: "Input" top: "data" input_param {{ shape '
             f'{{ dim: 1 dim: {channels} dim: {size} dim: {size} }} }} }}\n')
     return head + "".join(layers)
+
+
+# -- the real-Caffe tests (tests/test_real_caffe.py) say how many ran -----------
+
+_REAL_CAFFE = {"ran": 0, "failed": 0, "skipped": 0, "why": ""}
+
+
+def pytest_runtest_logreport(report):
+    if "real_caffe" not in report.keywords:
+        return
+    if report.skipped:
+        _REAL_CAFFE["skipped"] += 1
+        _REAL_CAFFE["why"] = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+    elif report.when == "call":
+        _REAL_CAFFE["ran"] += 1
+        _REAL_CAFFE["failed"] += report.failed
+    elif report.failed:                   # a failed set-up: in CI, the build is absent
+        _REAL_CAFFE["failed"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    n = _REAL_CAFFE
+    if not (n["ran"] or n["skipped"] or n["failed"]):
+        return
+    line = f"real-Caffe tests: {n['ran']} ran, {n['failed']} failed"
+    if n["skipped"]:
+        line += f", {n['skipped']} skipped: build absent ({n['why'].removeprefix('Skipped: ')})"
+    terminalreporter.write_line(line, bold=True)
