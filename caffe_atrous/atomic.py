@@ -9,7 +9,6 @@ target untouched.
 from __future__ import annotations
 
 import os
-import secrets
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
@@ -43,7 +42,7 @@ def _create_beside(path: str) -> tuple[int, str]:
     give (mkstemp's would be 0600)."""
     folder, base = os.path.split(os.path.abspath(path))
     while True:
-        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
+        tmp = os.path.join(folder, f".{base}.{os.urandom(4).hex()}.tmp")
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
         except FileExistsError:

@@ -224,13 +224,18 @@ def _opencv():
     return pytest.importorskip("cv2", reason="OpenCV is installed by `make test`")
 
 
-# A subset, to keep the suite fast: every file with a classifier head, both
-# GoogLeNets' deploy, Inception-v3 (re-padded), and the small ones. The ResNets
-# convert as before this change (test_verify runs ResNet-50/101 and ResNeXt).
-SWEEP = [(VGG_V1, "1,3,64,64", (16, 8)), ("bvlc-alexnet/deploy.prototxt", "1,3,99,99", (16, 8)),
-         ("bvlc-googlenet/deploy.prototxt", "1,3,224,224", (8,)), (INCEPTION, None, (8,)),
-         ("mobilenet-v1-shicai/mobilenet_deploy.prototxt", "1,3,97,97", (8,)),
-         ("squeezenet-v1.1/deploy.prototxt", "1,3,67,67", (8,))]
+# Every deploy file of the zoo's classifiers, at small inputs where the head allows (Kaiming's
+# pool5 is a fixed 7x7: 224). The train_val files read LMDB data; SE-ResNet's Axpy layer is
+# not one OpenCV has.
+RESNETS = [(f"resnet{n}-kaiming/ResNet-{n}-deploy.prototxt", "1,3,224,224") for n in (50, 101, 152)] \
+    + [("resnet50-soeaver/deploy_resnet50.prototxt", "1,3,97,97"),
+       ("resnext50-32x4d-soeaver/deploy_resnext50-32x4d.prototxt", "1,3,97,97")]
+SWEEP = [(VGG_V1, "1,3,64,64", (16, 8)), (VGG_V2, "1,3,64,64", (16, 8)),
+         ("bvlc-alexnet/deploy.prototxt", "1,3,99,99", (16, 8)),
+         ("bvlc-googlenet/deploy.prototxt", "1,3,224,224", (16, 8)), (INCEPTION, None, (16, 8)),
+         ("mobilenet-v1-shicai/mobilenet_deploy.prototxt", "1,3,97,97", (16, 8)),
+         ("squeezenet-v1.1/deploy.prototxt", "1,3,67,67", (16, 8))] + \
+    [(path, shape, (16, 8)) for path, shape in RESNETS]
 
 
 @pytest.mark.parametrize("path,shape,strides", SWEEP)
