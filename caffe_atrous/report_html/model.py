@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from ..analysis.shapes import infer_shapes
-from ..analysis.strides import cumulative_strides, fmt_stride
+from ..analysis.strides import cumulative_strides
 from ..convert import Loaded, Result
 from ..errors import AtrousError
 from ..formats.netspec import LayerSpec
@@ -174,7 +174,3 @@ def build(before: Loaded, result: Result, input_shape=None, text: str | None = N
         for blob in tops1:
             host[id(blob)] = target
     return Picture(boxes, arrows, anchor)
-
-
-def stride_label(stride: Fraction | None) -> str:
-    return "not spatial" if stride is None else f"stride {fmt_stride(stride)}"

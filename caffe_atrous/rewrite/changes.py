@@ -31,9 +31,10 @@ class Options:
 
 
 @dataclass
-class LayerChange:
-    layer: LayerSpec
-    before: Window | None = None
+class Edits:
+    """What the conversion does to one layer (None, False, empty: nothing); a rule's
+    Decision and the plan's LayerChange both carry these."""
+
     after: Window | None = None
     make_global: bool = False
     clear_engine: bool = False
@@ -43,6 +44,14 @@ class LayerChange:
     head: Head | None = None
     resize_to: tuple[Pair, Pair] | None = None
     reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LayerChange(Edits):
+    """The edits of one layer, with the window it had."""
+
+    layer: LayerSpec = field(kw_only=True)
+    before: Window | None = field(default=None, kw_only=True)
 
     def edit(self) -> LayerEdit:
         return LayerEdit(

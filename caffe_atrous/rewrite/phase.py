@@ -21,7 +21,7 @@ from ..errors import ConversionWarning
 from ..formats.netspec import LayerSpec
 from ..graph import Graph
 from . import joins, regrid, rules
-from .changes import LayerChange, Options
+from .changes import Edits, LayerChange, Options
 from .dilate import SEED
 from .exactness import inexact_reason
 from .multigrid import apply_grid, grid_rates
@@ -87,11 +87,9 @@ def _decide(facts: rules.Facts, layer: LayerSpec, opts: Options) -> rules.Decisi
 
 
 def _record(layer: LayerSpec, d: rules.Decision) -> LayerChange:
-    after = d.head.window if d.head else (d.after or layer.window)
-    change = LayerChange(layer, before=layer.window, after=after)
-    for f in fields(LayerChange):
-        if f.name not in ("layer", "before", "after") and hasattr(d, f.name):
-            setattr(change, f.name, getattr(d, f.name))
+    change = LayerChange(layer=layer, before=layer.window,
+                         **{f.name: getattr(d, f.name) for f in fields(Edits)})
+    change.after = d.head.window if d.head else (d.after or layer.window)
     return change
 
 
@@ -144,7 +142,7 @@ def _follow_sizes(facts: rules.Facts, changes: dict[int, LayerChange], windows: 
     sizing, sizes = regrid.follow_sizes(facts, windows, input_shape)
     for i, (old, new) in sizes.items():
         if old != new:
-            c = changes.setdefault(i, LayerChange(_layer(g, i)))
+            c = changes.setdefault(i, LayerChange(layer=_layer(g, i)))
             c.resize_to = (old, new)
             c.reasons.append(f"size {old[0]}x{old[1]} -> {new[0]}x{new[1]}: it resizes back onto "
                              f"'{grids.geometry(g).anchors[i].name}', which grew")
@@ -159,7 +157,7 @@ def _repad(facts: rules.Facts, changes: dict[int, LayerChange], windows: dict,
                                                input_shape):
         for index, window in repadded.items():
             layer = _layer(g, index)
-            c = changes.setdefault(index, LayerChange(layer, layer.window, layer.window))
+            c = changes.setdefault(index, _unchanged(layer))
             c.after = window
             c.reasons.append(f"'same' padding so the branches of '{join}' meet")
         names = joins.names([_layer(g, i).name for i in repadded])
@@ -167,6 +165,11 @@ def _repad(facts: rules.Facts, changes: dict[int, LayerChange], windows: dict,
                                      f"{names} re-padded to 'same' (as published Inception "
                                      "backbones do; not exact)"))
     return out
+
+
+def _unchanged(layer: LayerSpec) -> LayerChange:
+    """A change to fill in: the layer with its window as it is."""
+    return LayerChange(layer=layer, before=layer.window, after=layer.window)
 
 
 def _layer(g: Graph, index: int) -> LayerSpec:
@@ -183,6 +186,6 @@ def _multi_grid(facts: rules.Facts, changes: dict[int, LayerChange], grid) -> No
     rates = grid_rates(g, lambda l: first(g.bottoms(l)), lambda l: first(g.tops(l)), grid)
     for layer in g.layers:
         if layer.index in rates:
-            c = changes.setdefault(layer.index, LayerChange(layer, layer.window, layer.window))
+            c = changes.setdefault(layer.index, _unchanged(layer))
             c.after = apply_grid(c.after, rates[layer.index])
             c.reasons.append(f"multi-grid: rate x{rates[layer.index]}")

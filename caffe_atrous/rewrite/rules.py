@@ -19,6 +19,7 @@ from ..formats.netspec import LayerSpec
 from ..graph import Blob, Graph
 from ..window import Pair, Window, fmt_pair, pool_out
 from . import heads
+from .changes import Edits
 from .dilate import EXACT, SEED, dilate_conv, unstride_pool
 
 _FEAT_STRIDE = re.compile(r"""(['"]?feat_stride['"]?\s*:\s*)(\d+)""")
@@ -50,20 +51,11 @@ class Facts:
 
 
 @dataclass
-class Decision:
-    """What a rule decided for one layer; fields left None do not change."""
+class Decision(Edits):
+    """What a rule decided for one layer: the edits, and what the planner needs to know."""
 
-    after: Window | None = None
-    make_global: bool = False
-    clear_engine: bool = False
-    spatial_scale: tuple[float, float] | None = None
-    param_str: tuple[str, str] | None = None
-    prior_step: dict[str, tuple[float, float]] | None = None
-    resize_to: tuple[Pair, Pair] | None = None
-    reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    undilated_pool: bool = False       # kernel > 1 over a denser blob (sizes.py looks for these)
-    head: heads.Head | None = None     # an InnerProduct that becomes a Convolution
+    undilated_pool: bool = False       # kernel > 1 over a denser blob (joins.py looks for these)
     head_out: heads.Reach | None = None   # its tops carry a converted head's output
 
     @property
