@@ -65,3 +65,33 @@ def test_a_users_caffe_pb2_and_caffe_atrous_share_a_process(tmp_path):
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert done.stdout.split() == ["conv4_1_3x3", "conv4_2_3x3"], order
+
+
+def test_upb_route_and_public_route_build_the_same_messages(monkeypatch):
+    """Start-up takes upb's pool directly (schema.backend); protobuf's public
+    pool must read and write the same bytes."""
+    from caffe_atrous.convert import convert_text
+    from caffe_atrous.formats import schema
+    from conftest import EXAMPLE
+    assert schema.backend() is not None and schema.backend()[0].__module__ == "google._upb._message"
+    text = EXAMPLE.read_text()
+    fast = convert_text(text, "seed.prototxt")
+    data = (ROOT / "caffe_atrous" / "formats" / "caffe.desc").read_bytes()
+    monkeypatch.setattr(schema, "backend", schema._public)
+    public = schema.Schema(data, "public route")
+    assert public.NetParameter is not schema.builtin().NetParameter     # two pools, two classes
+    slow = convert_text(text, "seed.prototxt", schema=public)
+    assert slow.text == fast.text
+    assert slow.net.SerializeToString() == fast.net.SerializeToString()
+
+
+def test_pure_python_protobuf_takes_the_public_route(tmp_path):
+    """With PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python the command line still converts."""
+    from conftest import EXAMPLE
+    out = tmp_path / "os8.prototxt"
+    env = {**__import__("os").environ, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
+    code = ("from caffe_atrous.formats import schema; from caffe_atrous.cli import main; "
+            "assert schema.backend()[0].__module__ == 'google.protobuf.descriptor_pool'; "
+            f"raise SystemExit(main([{str(EXAMPLE)!r}, '-o', {str(out)!r}, '-q']))")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env)
+    assert "dilation: 2" in out.read_text()

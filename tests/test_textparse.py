@@ -25,7 +25,7 @@ def both(text):
         ref = ("error", str(exc))
     try:
         textparse.merge(text, got)
-    except text_format.ParseError as exc:
+    except textparse.ParseError as exc:
         got = ("error", str(exc))
     fast = net()
     try:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from google.protobuf import text_format
-
 from ..errors import AtrousError
 from . import textparse
 from .schema import Schema, builtin
@@ -98,8 +96,8 @@ def parse(text: str, path: str = "<string>", schema: Schema | None = None) -> tu
     net = schema.NetParameter()
     try:
         textparse.merge(text, net)
-    except text_format.ParseError as exc:
-        line, col = exc.GetLine(), exc.GetColumn()
+    except textparse.ParseError as exc:
+        line, col = exc.line, exc.column
         lines = text.splitlines()
         source_line = lines[line - 1] if line and 0 < line <= len(lines) else ""
         raw = str(exc)
@@ -126,4 +124,5 @@ def parse(text: str, path: str = "<string>", schema: Schema | None = None) -> tu
 
 def to_text(net) -> str:
     """Serialise deterministically (field-number order, shortest float form)."""
+    from google.protobuf import text_format
     return text_format.MessageToString(net)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 
 from . import textparse
@@ -139,6 +138,12 @@ def _formatted(msg, name: str, values: list) -> list[str]:
         return [_quote(v) for v in values]
     if fd.type in _INTEGERS:
         return [str(v) for v in values]
+    if fd.type == fd.TYPE_BOOL:
+        return ["true" if v else "false" for v in values]
+    if fd.type == fd.TYPE_ENUM:
+        names = fd.enum_type.values_by_number
+        return [names[v].name if v in names else str(v) for v in values]
+    from google.protobuf import text_format       # floats: its shortest round-trip form
     tmp = type(msg)()
     if fd.is_repeated:
         getattr(tmp, name).extend(values)
@@ -224,6 +229,7 @@ def _swap_params(text: str, block: Block, old_layer, new_layer, edits: list) -> 
     name, field = next(iter(new)), olds[0]
     edits.append((types[0].value[0], types[0].value[1], _quote(new_layer.type)))
     body = getattr(new_layer, name)
+    from google.protobuf import text_format
     if "\n" not in text[field.start:field.end]:
         inner = text_format.MessageToString(body, as_one_line=True)
         edits.append((field.start, field.end, f"{name} {{ {inner} }}"))
@@ -279,7 +285,7 @@ def _parses_to(text: str, expected) -> None:
     check = type(expected)()
     try:
         textparse.merge(text, check)
-    except text_format.ParseError as exc:
+    except textparse.ParseError as exc:
         raise NotPatchable(f"patched text does not parse: {exc}") from None
     if check != expected:
         raise NotPatchable("patched text differs from the conversion")
