@@ -9,7 +9,7 @@ one call; the command line only adds files, options and messages around it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .errors import AtrousError, ConversionWarning, UsageError
 from .formats import netspec, prototxt, textpatch, upgrade
@@ -19,19 +19,21 @@ from .graph import build_graphs, test_phase
 from .rewrite.plan import Options, Plan, make_plan
 
 
-@dataclass
 class Loaded:
     """A network read and normalised to V2, with what the reader noticed."""
 
-    net: Net
-    path: str
-    lines: list[int | None]
-    legacy: bool
-    notes: list[ConversionWarning] = field(default_factory=list)
-    text: str | None = None           # the user's text, when the output can keep its layout
-    source: Net | None = None   # what `text` parses to (before truncation)
-    schema: Schema | None = None      # the schema `net` was read with (None: the built-in one)
-    blocks: list | None = None  # where its layer blocks are in `text` (prototxt.layer_blocks)
+    __slots__ = ("net", "path", "lines", "legacy", "notes", "text", "source", "schema", "blocks")
+
+    def __init__(self, net: Net, path: str, lines: list[int | None], legacy: bool,
+                 notes: list[ConversionWarning] | None = None, text: str | None = None,
+                 source: Net | None = None, schema: Schema | None = None,
+                 blocks: list | None = None):
+        self.net, self.path, self.lines, self.legacy = net, path, lines, legacy
+        self.notes = [] if notes is None else notes
+        self.text = text            # the user's text, when the output can keep its layout
+        self.source = source        # what `text` parses to (before truncation)
+        self.schema = schema        # the schema `net` was read with (None: the built-in one)
+        self.blocks = blocks        # where its layer blocks are in `text` (prototxt.layer_blocks)
 
     def specs(self) -> list[netspec.LayerSpec]:
         return netspec.read_layers(self.net, self.lines, self.path)
@@ -48,8 +50,9 @@ class Loaded:
         return test_phase(self.graphs())
 
 
-@dataclass
-class Result:
+class Result(NamedTuple):
+    """A conversion: the output text, the converted net, the plan, what was read."""
+
     text: str
     net: Net
     plan: Plan

@@ -9,18 +9,22 @@ input) and its consumers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .errors import AtrousError
 from .formats.netspec import PHASES, LayerSpec
 
 
-@dataclass(eq=False)
 class Blob:
-    name: str
-    producer: LayerSpec | None
-    consumers: list[LayerSpec] = field(default_factory=list)
-    shape: tuple[int, ...] | None = None       # declared shape of a network input
+    """One version of a named blob: the layer that writes it (None: a network
+    input), the layers that read it. Compared by identity."""
+
+    __slots__ = ("name", "producer", "consumers", "shape")
+
+    def __init__(self, name: str, producer: LayerSpec | None, *,
+                 shape: tuple[int, ...] | None = None):
+        self.name = name
+        self.producer = producer
+        self.consumers: list[LayerSpec] = []
+        self.shape = shape                         # declared shape of a network input
 
     def __repr__(self) -> str:
         by = self.producer.name if self.producer else "input"

@@ -32,7 +32,6 @@ Two structures are read off the network once (`geometry`):
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
 from fractions import Fraction
 
 from ..errors import AtrousError
@@ -81,7 +80,6 @@ def fixed_size(layer: LayerSpec) -> tuple[int, int] | None:
     return None
 
 
-@dataclass
 class Geometry:
     """What the stride analysis reads off the network once.
 
@@ -91,10 +89,13 @@ class Geometry:
     branch   the blobs of pyramid branches (not counted for the output stride)
     """
 
-    anchors: dict[int, Blob] = field(default_factory=dict)
-    scales: dict[int, Stride] = field(default_factory=dict)
-    bins: set[int] = field(default_factory=set)
-    branch: set[Blob] = field(default_factory=set)
+    __slots__ = ("anchors", "scales", "bins", "branch")
+
+    def __init__(self):
+        self.anchors: dict[int, Blob] = {}
+        self.scales: dict[int, Stride] = {}
+        self.bins: set[int] = set()
+        self.branch: set[Blob] = set()
 
 
 def _upstream_blobs(graph: Graph, start: Blob):

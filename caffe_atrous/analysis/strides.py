@@ -1,7 +1,9 @@
 """Cumulative strides: how far apart, in input pixels, a blob's positions are.
 
-A blob's stride is a (height, width) pair of Fractions (a Deconvolution or an
-Interp can make it smaller than 1); None means the blob has no spatial layout
+A blob's stride is a (height, width) pair of exact numbers: ints, and
+Fractions where a Deconvolution or an Interp makes it fractional (smaller than 1,
+or 3/2); the walk keeps whole values as ints, which it multiplies and divides
+many times faster than Fractions; None means the blob has no spatial layout
 (the output of an InnerProduct, a global pooling, a Flatten, ...). What each
 layer does to the grid is said in grids.py.
 
@@ -19,7 +21,6 @@ layer index to the per-axis factor taken out of its stride.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
 
@@ -29,8 +30,8 @@ from ..graph import Blob, Graph
 from ..window import Pair
 from .grids import NON_SPATIAL, Geometry, geometry, is_resampler
 
-Stride = tuple[Fraction, Fraction]
-ONE: Stride = (Fraction(1), Fraction(1))
+Stride = tuple[int | Fraction, int | Fraction]
+ONE: Stride = (1, 1)
 
 __all__ = ["NON_SPATIAL", "own_stride", "cumulative_strides", "output_stride",
            "network_output_stride", "strides_and_output_stride", "removals_for_output_stride", "removals_from_layer",
@@ -44,19 +45,39 @@ def own_stride(layer: LayerSpec) -> Pair:
     return layer.window.stride
 
 
+def _exact(value):
+    """An int where a Fraction is whole."""
+    return int(value) if type(value) is Fraction and value.denominator == 1 else value
+
+
+def _div(a, b):
+    """a / b exactly: an int where it divides, else a Fraction."""
+    if type(a) is int and type(b) is int:
+        q, r = divmod(a, b)
+        return q if r == 0 else Fraction(a, b)
+    return _exact(Fraction(a) / b)
+
+
 def _mul(a: Stride, b) -> Stride:
-    return (a[0] * b[0], a[1] * b[1])
+    return (_exact(a[0] * b[0]), _exact(a[1] * b[1]))
 
 
 def _rel(stride: Stride, frame: Stride) -> Stride:
-    return (stride[0] / frame[0], stride[1] / frame[1])
+    if frame == ONE:
+        return stride
+    return (_div(stride[0], frame[0]), _div(stride[1], frame[1]))
 
 
-@dataclass
 class _Pass:
-    strides: dict[Blob, Stride | None]
-    frames: dict[Blob, Stride]             # the scale of the image a blob is computed from
-    removals: dict[int, Pair]
+    """One walk's result: every blob's stride, the scale of the image it is computed
+    from, and the strides removed."""
+
+    __slots__ = ("strides", "frames", "removals")
+
+    def __init__(self):
+        self.strides: dict[Blob, Stride | None] = {}
+        self.frames: dict[Blob, Stride] = {}
+        self.removals: dict[int, Pair] = {}
 
 
 def _sources(graph: Graph, layer: LayerSpec, out: _Pass) -> None:
@@ -75,7 +96,7 @@ def _propagate(graph: Graph, decide: Callable[[LayerSpec, Stride], Pair],
     decided: they keep their bins (`original`: the strides before any removal)."""
     is_global = is_global or (lambda layer: layer.is_global_pool)
     geo = geometry(graph)
-    out = _Pass({}, {}, {})
+    out = _Pass()
     for blob in graph.inputs:
         if blob.producer is None:
             out.strides[blob] = ONE if blob.shape is None or len(blob.shape) == 4 else None
@@ -99,7 +120,7 @@ def _propagate(graph: Graph, decide: Callable[[LayerSpec, Stride], Pair],
             if r != (1, 1):
                 out.removals[layer.index] = r
             s = layer.window.stride
-            result = (first[0] * s[0] / r[0], first[1] * s[1] / r[1])
+            result = (_div(first[0] * s[0], r[0]), _div(first[1] * s[1], r[1]))
         for blob in graph.tops(layer):
             out.strides[blob] = result
             out.frames[blob] = frame
@@ -197,8 +218,8 @@ def removed_factor(before: Stride | None, after: Stride | None) -> Pair | None:
     """Per-axis factor by which a blob became denser (None: not spatial)."""
     if before is None or after is None:
         return None
-    f = (before[0] / after[0], before[1] / after[1])
-    return (int(f[0]), int(f[1])) if all(x.denominator == 1 for x in f) else None
+    f = (_div(before[0], after[0]), _div(before[1], after[1]))
+    return f if type(f[0]) is int and type(f[1]) is int else None
 
 
 def fmt_stride(value: Fraction) -> str:

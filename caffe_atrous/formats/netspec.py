@@ -11,7 +11,7 @@ themselves, so a network parsed with a fork's schema (--proto) works the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..errors import AtrousError
 from ..window import Pair, Window
@@ -28,44 +28,51 @@ __all__ = ["DATA_TYPES", "PHASES", "LayerSpec", "LayerEdit", "ConvHead", "read_l
            "apply_edits"]
 
 
-@dataclass
 class LayerSpec:
-    """One layer as plain data."""
+    """One layer as plain data: what the file says (the first eight fields, which
+    equality compares) and typed views of its parameters, set once since every
+    analysis loop reads them. (A plain class: importing dataclasses costs a tenth
+    of a conversion.)"""
 
-    index: int
-    name: str
-    type: str
-    bottoms: tuple[str, ...]
-    tops: tuple[str, ...]
-    phases: frozenset[str]
-    line: int | None = None
-    params: facts.LayerParams | None = None
+    FIELDS = ("index", "name", "type", "bottoms", "tops", "phases", "line", "params")
+    __slots__ = FIELDS + ("conv", "pool", "ip", "resize", "upsample", "window", "is_deconv",
+                          "is_global_pool")
 
-    # Typed views of `params`, set once (they are read in every analysis loop).
-    conv: facts.Conv | None = field(init=False, repr=False, compare=False)   # (de)convolution
-    pool: facts.Pool | None = field(init=False, repr=False, compare=False)
-    ip: facts.InnerProduct | None = field(init=False, repr=False, compare=False)
-    resize: facts.Resize | None = field(init=False, repr=False, compare=False)
-    upsample: facts.Upsample | None = field(init=False, repr=False, compare=False)
-    # Sliding-window geometry of a convolution, deconvolution or local pooling.
-    window: Window | None = field(init=False, repr=False, compare=False)
-    is_deconv: bool = field(init=False, repr=False, compare=False)
-    is_global_pool: bool = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        p = self.params
-        self.conv = p if isinstance(p, facts.Conv) else None
-        self.pool = p if isinstance(p, facts.Pool) else None
-        self.ip = p if isinstance(p, facts.InnerProduct) else None
-        self.resize = p if isinstance(p, facts.Resize) else None
-        self.upsample = p if isinstance(p, facts.Upsample) else None
-        self.window = p.window if self.conv is not None or self.pool is not None else None
+    def __init__(self, index: int, name: str, type: str, bottoms: tuple[str, ...],
+                 tops: tuple[str, ...], phases: frozenset[str], line: int | None = None,
+                 params: facts.LayerParams | None = None):
+        self.index, self.name, self.type = index, name, type
+        self.bottoms, self.tops, self.phases = bottoms, tops, phases
+        self.line, self.params = line, params
+        p = params
+        self.conv: facts.Conv | None = p if isinstance(p, facts.Conv) else None  # (de)convolution
+        self.pool: facts.Pool | None = p if isinstance(p, facts.Pool) else None
+        self.ip: facts.InnerProduct | None = p if isinstance(p, facts.InnerProduct) else None
+        self.resize: facts.Resize | None = p if isinstance(p, facts.Resize) else None
+        self.upsample: facts.Upsample | None = p if isinstance(p, facts.Upsample) else None
+        # Sliding-window geometry of a convolution, deconvolution or local pooling.
+        self.window: Window | None = \
+            p.window if self.conv is not None or self.pool is not None else None
         self.is_deconv = self.conv is not None and self.conv.deconv
         self.is_global_pool = self.pool is not None and self.pool.is_global
 
+    def _values(self) -> tuple:
+        return tuple(getattr(self, f) for f in LayerSpec.FIELDS)
 
-@dataclass(frozen=True)
-class ConvHead:
+    def __eq__(self, other) -> bool:
+        return type(other) is LayerSpec and self._values() == other._values()
+
+    __hash__ = None                              # mutable, compared by value
+
+    def __repr__(self) -> str:
+        return "LayerSpec(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in LayerSpec.FIELDS) + ")"
+
+    def replace(self, **changes) -> LayerSpec:
+        """A copy with some of the first eight fields changed."""
+        return LayerSpec(**{**dict(zip(LayerSpec.FIELDS, self._values())), **changes})
+
+
+class ConvHead(NamedTuple):
     """An InnerProduct rewritten as a Convolution (--fc-to-conv): its geometry
     and outputs; bias_term and the fillers carry over."""
 
@@ -73,8 +80,7 @@ class ConvHead:
     num_output: int
 
 
-@dataclass
-class LayerEdit:
+class LayerEdit(NamedTuple):
     """Changes to write into one layer (None: leave the field alone)."""
 
     index: int

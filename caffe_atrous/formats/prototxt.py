@@ -8,7 +8,7 @@ starts, so that later errors can point at the layer in the user's file.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..errors import AtrousError
 from . import textparse
@@ -27,15 +27,14 @@ _KNOWN_FORKS = ("BVLC Caffe, SSD, PSPNet, DeepLab v1/v2, Faster R-CNN, R-FCN, Mi
                 "ENet")
 
 
-@dataclass
-class Source:
+class Source(NamedTuple):
     """Where a network came from: file name, format and layer line numbers."""
 
     path: str
     text: str
     legacy: bool = False                 # V1 `layers` file
-    layer_lines: list[int] = field(default_factory=list)
-    layer_blocks: list[tuple[int, int, int]] = field(default_factory=list)   # see layer_blocks
+    layer_lines: list[int] = []
+    layer_blocks: list[tuple[int, int, int]] = []   # see layer_blocks
 
 
 def layer_blocks(text: str) -> list[tuple[int, int, int]]:

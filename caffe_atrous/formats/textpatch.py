@@ -23,8 +23,6 @@ canonical form instead. A layer whose type changes (--fc-to-conv) gets its
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-
 from google.protobuf.descriptor import FieldDescriptor
 
 from . import textparse
@@ -47,20 +45,26 @@ class NotPatchable(Exception):
     """The text uses a form the patcher does not edit; use the canonical output."""
 
 
-@dataclass
 class Field:
-    name: str
-    start: int                      # where the field name starts
-    end: int                        # after its value (or closing brace)
-    value: tuple[int, int] | None = None
-    block: "Block | None" = None
+    """One field of the text: where its name starts, where it ends (after its value
+    or closing brace), and its value's span or its block."""
+
+    __slots__ = ("name", "start", "end", "value", "block")
+
+    def __init__(self, name: str, start: int, end: int, value: tuple[int, int] | None = None,
+                 block: Block | None = None):
+        self.name, self.start, self.end = name, start, end
+        self.value, self.block = value, block
 
 
-@dataclass
 class Block:
-    open: int                       # position of "{"
-    close: int                      # position of "}"
-    fields: list[Field] = field(default_factory=list)
+    """A `{ ... }` block: the positions of its braces and its fields in order."""
+
+    __slots__ = ("open", "close", "fields")
+
+    def __init__(self, open: int, close: int):
+        self.open, self.close = open, close
+        self.fields: list[Field] = []
 
     def named(self, name: str) -> list[Field]:
         return [f for f in self.fields if f.name == name]

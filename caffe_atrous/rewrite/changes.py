@@ -6,8 +6,8 @@ the report and the command line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import NamedTuple
 
 from ..analysis import strides as st
 from ..errors import ConversionWarning
@@ -17,8 +17,7 @@ from .dilate import SEED
 from .heads import Head
 
 
-@dataclass
-class Options:
+class Options(NamedTuple):
     output_stride: int | None = 8
     from_layer: str | None = None
     mode: str = SEED
@@ -30,28 +29,50 @@ class Options:
     assume_same_grid: tuple[str, ...] = ()       # layer types the user vouches keep the grid
 
 
-@dataclass
 class Edits:
     """What the conversion does to one layer (None, False, empty: nothing); a rule's
-    Decision and the plan's LayerChange both carry these."""
+    Decision and the plan's LayerChange both carry these. (Plain classes rather
+    than dataclasses: importing dataclasses costs a tenth of a conversion.)"""
 
-    after: Window | None = None
-    make_global: bool = False
-    clear_engine: bool = False
-    spatial_scale: tuple[float, float] | None = None
-    param_str: tuple[str, str] | None = None
-    prior_step: dict[str, tuple[float, float]] | None = None
-    head: Head | None = None
-    resize_to: tuple[Pair, Pair] | None = None
-    reasons: list[str] = field(default_factory=list)
+    FIELDS = ("after", "make_global", "clear_engine", "spatial_scale", "param_str", "prior_step",
+              "head", "resize_to", "reasons")
+    __slots__ = FIELDS
+
+    def __init__(self, after: Window | None = None, make_global: bool = False,
+                 clear_engine: bool = False, spatial_scale: tuple[float, float] | None = None,
+                 param_str: tuple[str, str] | None = None,
+                 prior_step: dict[str, tuple[float, float]] | None = None,
+                 head: Head | None = None, resize_to: tuple[Pair, Pair] | None = None,
+                 reasons: list[str] | None = None):
+        self.after = after
+        self.make_global = make_global
+        self.clear_engine = clear_engine
+        self.spatial_scale = spatial_scale
+        self.param_str = param_str
+        self.prior_step = prior_step
+        self.head = head
+        self.resize_to = resize_to
+        self.reasons = [] if reasons is None else reasons
+
+    def edits(self) -> dict:
+        """The edit fields by name (to carry them over to another record)."""
+        return {name: getattr(self, name) for name in Edits.FIELDS}
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__ + Edits.FIELDS
+                          if hasattr(self, n))
+        return f"{type(self).__name__}({shown})"
 
 
-@dataclass
 class LayerChange(Edits):
     """The edits of one layer, with the window it had."""
 
-    layer: LayerSpec = field(kw_only=True)
-    before: Window | None = field(default=None, kw_only=True)
+    __slots__ = ("layer", "before")
+
+    def __init__(self, *, layer: LayerSpec, before: Window | None = None, **edits):
+        super().__init__(**edits)
+        self.layer = layer
+        self.before = before
 
     def edit(self) -> LayerEdit:
         return LayerEdit(
@@ -73,15 +94,21 @@ class LayerChange(Edits):
                 self.param_str, self.head, steps, self.resize_to)
 
 
-@dataclass
 class Plan:
-    changes: dict[int, LayerChange]
-    warnings: list[ConversionWarning]
-    inexact: list[ConversionWarning]        # why the new network is not function-preserving
-    stride_before: Fraction
-    stride_after: Fraction
-    final: dict[str, Fraction] = field(default_factory=dict)   # outputs' strides (TEST phase)
-    notes: list[str] = field(default_factory=list)   # said, but nothing to warn about
+    """The whole conversion: the changes by layer index, what to warn about, what
+    is not exact, and the output strides before and after."""
+
+    def __init__(self, changes: dict[int, LayerChange], warnings: list[ConversionWarning],
+                 inexact: list[ConversionWarning], stride_before: Fraction,
+                 stride_after: Fraction, final: dict[str, Fraction] | None = None,
+                 notes: list[str] | None = None):
+        self.changes = changes
+        self.warnings = warnings
+        self.inexact = inexact                  # why the new network is not function-preserving
+        self.stride_before = stride_before
+        self.stride_after = stride_after
+        self.final = final or {}                # outputs' strides (TEST phase)
+        self.notes = notes or []                # said, but nothing to warn about
 
     def ordered(self) -> list[LayerChange]:
         return [self.changes[i] for i in sorted(self.changes)]

@@ -23,7 +23,7 @@ with the same values in the same order; `Head` says how it is read.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..formats.netspec import LayerSpec
 from ..graph import Blob, Graph
@@ -37,8 +37,7 @@ LOSSES = {"SoftmaxWithLoss", "Accuracy", "SigmoidCrossEntropyLoss", "EuclideanLo
           "HingeLoss", "InfogainLoss", "MultinomialLogisticLoss"}
 
 
-@dataclass(frozen=True)
-class Head:
+class Head(NamedTuple):
     """One InnerProduct that becomes a Convolution, and how its stored blobs map
     to the convolution's: weight (N0, C0*kh*kw) (transposed: (C0*kh*kw, N0)) is
     read as (N0, C0, kh, kw), then every `out_step`-th output, `in_step`-th input
@@ -62,8 +61,7 @@ class Head:
         return [weight] + ([(self.num_output0,)] if self.bias_term else [])
 
 
-@dataclass(frozen=True)
-class Reach:
+class Reach(NamedTuple):
     """What flows out of a converted head: the factor its first layer read, and
     the output step of the layer that wrote it."""
 

@@ -11,8 +11,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from fractions import Fraction
+from typing import NamedTuple
 
 from ..analysis import grids
 from ..analysis import strides as st
@@ -21,14 +21,13 @@ from ..errors import ConversionWarning
 from ..formats.netspec import LayerSpec
 from ..graph import Graph
 from . import joins, regrid, rules
-from .changes import Edits, LayerChange, Options
+from .changes import LayerChange, Options
 from .dilate import SEED
 from .exactness import inexact_reason
 from .multigrid import apply_grid, grid_rates
 
 
-@dataclass
-class PhasePlan:
+class PhasePlan(NamedTuple):
     changes: dict[int, LayerChange]
     warnings: list[ConversionWarning]
     inexact: list[ConversionWarning]
@@ -87,8 +86,7 @@ def _decide(facts: rules.Facts, layer: LayerSpec, opts: Options) -> rules.Decisi
 
 
 def _record(layer: LayerSpec, d: rules.Decision) -> LayerChange:
-    change = LayerChange(layer=layer, before=layer.window,
-                         **{f.name: getattr(d, f.name) for f in fields(Edits)})
+    change = LayerChange(layer=layer, before=layer.window, **d.edits())
     change.after = d.head.window if d.head else (d.after or layer.window)
     return change
 

@@ -15,8 +15,6 @@ pyramid pooling kept its number of bins.
 
 from __future__ import annotations
 
-import dataclasses
-
 from ..analysis import grids
 from ..analysis.shapes import fmt_shape, infer_shapes
 from ..errors import AtrousError
@@ -108,8 +106,8 @@ def _sizing_graph(g: Graph, follow: dict[int, LayerSpec]) -> Graph:
     """`g` with each anchored resampler in `follow` sized from its anchor (as an Interp
     with a second bottom), so that sizes can be computed after conversion."""
     geo = grids.geometry(g)
-    layers = [dataclasses.replace(l, bottoms=(l.bottoms[0], geo.anchors[l.index].name),
-                                  params=Resize()) if l.index in follow else l for l in g.layers]
+    layers = [l.replace(bottoms=(l.bottoms[0], geo.anchors[l.index].name), params=Resize())
+              if l.index in follow else l for l in g.layers]
     inputs = [(b.name, b.shape) for b in g.inputs if b.producer is None]
     return Graph(layers, g.phase, inputs, g.path, g.multi_phase)
 

@@ -10,7 +10,6 @@ Whether the result is exact is not decided here: see exactness.py.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from ..analysis import strides as st
 from ..errors import AtrousError
@@ -25,22 +24,23 @@ from .dilate import EXACT, SEED, dilate_conv, unstride_pool
 _FEAT_STRIDE = re.compile(r"""(['"]?feat_stride['"]?\s*:\s*)(\d+)""")
 
 
-@dataclass
 class Facts:
     """What the rules of one phase read: strides before (s0) and after (s1) the
     removals, the removals themselves, the original shapes, the heads made global."""
 
-    graph: Graph
-    mode: str
-    s0: dict
-    s1: dict
-    removals: dict[int, Pair]
-    shapes0: dict
-    made_global: set[int] = field(default_factory=set)
-    fc_to_conv: bool = False
-    decimate: Pair | None = None
-    weights_follow: bool = False                 # --weights-out rewrites the caffemodel
-    heads: dict = field(default_factory=dict)    # Blob -> heads.Reach (the plan fills it)
+    def __init__(self, graph: Graph, mode: str, s0: dict, s1: dict, removals: dict[int, Pair],
+                 shapes0: dict, *, fc_to_conv: bool = False, decimate: Pair | None = None,
+                 weights_follow: bool = False):
+        self.graph = graph
+        self.mode = mode
+        self.s0, self.s1 = s0, s1
+        self.removals = removals
+        self.shapes0 = shapes0
+        self.made_global: set[int] = set()
+        self.fc_to_conv = fc_to_conv
+        self.decimate = decimate
+        self.weights_follow = weights_follow        # --weights-out rewrites the caffemodel
+        self.heads: dict = {}                       # Blob -> heads.Reach (the plan fills it)
 
     def factor(self, blob: Blob) -> Pair | None:
         """Per-axis factor by which `blob` became denser (None: not spatial)."""
@@ -50,13 +50,17 @@ class Facts:
         return AtrousError(message, file=self.graph.path, line=layer.line, layer=layer.name)
 
 
-@dataclass
 class Decision(Edits):
     """What a rule decided for one layer: the edits, and what the planner needs to know."""
 
-    warnings: list[str] = field(default_factory=list)
-    undilated_pool: bool = False       # kernel > 1 over a denser blob (joins.py looks for these)
-    head_out: heads.Reach | None = None   # its tops carry a converted head's output
+    __slots__ = ("warnings", "undilated_pool", "head_out")
+
+    def __init__(self, *, warnings: list[str] | None = None, undilated_pool: bool = False,
+                 head_out: heads.Reach | None = None, **edits):
+        super().__init__(**edits)
+        self.warnings = [] if warnings is None else warnings
+        self.undilated_pool = undilated_pool    # kernel > 1 over a denser blob (joins.py)
+        self.head_out = head_out                # its tops carry a converted head's output
 
     @property
     def changes(self) -> bool:
