@@ -7,6 +7,7 @@ without a traceback; the output file is written atomically or not at all.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -45,9 +46,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Entry point of the script and of `python -m`: main(), then exit without the
-    interpreter's teardown (a tenth of a conversion's time, spent freeing objects
-    after every file is closed). CAFFE_ATROUS_DEBUG=1 exits the usual way."""
+    """Entry point of the script and of `python -m`: main() without the cyclic
+    garbage collector (a command makes few reference cycles, and its passes cost
+    about 4% of a conversion), then exit without the interpreter's teardown (a
+    tenth of a conversion's time, spent freeing objects after every file is
+    closed). CAFFE_ATROUS_DEBUG=1 exits the usual way."""
+    gc.disable()
     code = main()
     if os.environ.get("CAFFE_ATROUS_DEBUG") or "coverage" in sys.modules:
         sys.exit(code)                       # (coverage writes its data at a normal exit)

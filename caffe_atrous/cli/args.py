@@ -6,6 +6,8 @@ Every usage error is one line, exit code 2 (`_Parser.error`).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from .. import __version__
 from ..errors import UsageError
@@ -36,8 +38,45 @@ conventions:
 """
 
 
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size() finds it ($COLUMNS, then the
+    terminal, else 80)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Sized:
+    """A help formatter given its width: argparse's own imports shutil to measure the
+    terminal each time one is made (and one is made for every option added), which
+    costs a start-up a few milliseconds for a help text that is rarely printed."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None):
+        super().__init__(prog, indent_increment, max_help_position,
+                         _columns() - 2 if width is None else width)
+
+
+class _Formatter(_Sized, argparse.HelpFormatter):
+    pass
+
+
+class _RawFormatter(_Sized, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors on one line, exit code 2."""
+
+    def __init__(self, *args, formatter_class=_Formatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def error(self, message: str) -> None:  # noqa: D401 - argparse API
         raise UsageError(f"{message} (see --help)")
@@ -93,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Convert a Caffe network to a dilated (atrous) network at a "
                 "chosen output stride. The pretrained .caffemodel still fits: layer names and "
                 "kernel shapes do not change.", epilog=EXAMPLES,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+                formatter_class=_RawFormatter)
     p.add_argument("input", metavar="IN", help="network prototxt (V2 or legacy V1); - for stdin")
     p.add_argument("-o", "--output", metavar="OUT", default="-",
                    help="where to write the converted prototxt (default: stdout)")

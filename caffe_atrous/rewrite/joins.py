@@ -124,21 +124,23 @@ def _branch_layers(graph: Graph, join: LayerSpec, removals: dict):
 
 
 def repad_branches(graph: Graph, windows: dict[int, Window], removals: dict, made_global: set[int],
-                   input_shape=None) -> list[tuple[str, dict[int, Window]]]:
+                   input_shape=None) -> tuple[list[tuple[str, dict[int, Window]]], bool]:
     """While a join's inputs disagree in size, give its branches' unstrided
     layers "same" padding; `windows` is updated. Returns (join, {index: window})
-    per join re-padded, in order; a clash it cannot fix is left to check_sizes."""
+    per join re-padded, in order, and whether the graph now sizes without a clash
+    (then check_sizes on it has nothing to add); a clash it cannot fix is left to
+    check_sizes."""
     done: list[tuple[str, dict[int, Window]]] = []
     for _ in graph.layers:
         try:
             infer_shapes(graph, window_of=lambda l: windows.get(l.index, l.window),
                          is_global=lambda l: l.index in made_global or l.is_global_pool,
                          input_shape=input_shape)
-            return done
+            return done, True
         except AtrousError as exc:
             join = graph.layer(exc.layer) if exc.layer else None
             if join is None or join.type not in ("Eltwise", "Concat"):
-                return done
+                return done, False
             new = {}
             for layer in _branch_layers(graph, join, removals):
                 w = windows.get(layer.index, layer.window)
@@ -146,7 +148,7 @@ def repad_branches(graph: Graph, windows: dict[int, Window], removals: dict, mad
                 if same is not None and same != w:
                     new[layer.index] = same
             if not new:
-                return done
+                return done, False
             windows.update(new)
             done.append((join.name, dict(sorted(new.items()))))
-    return done
+    return done, False

@@ -117,10 +117,13 @@ def plan_phase(g: Graph, opts: Options) -> PhasePlan:
     if opts.multi_grid:
         _multi_grid(facts, changes, opts.multi_grid)
     windows = {i: c.after for i, c in changes.items()}
+    fits = False                # the converted graph was sized without a clash
     if opts.mode == SEED:
-        warnings += _repad(facts, changes, windows, opts.input_shape)
+        repadded, fits = _repad(facts, changes, windows, opts.input_shape)
+        warnings += repadded
     sizing = _follow_sizes(facts, changes, windows, opts.input_shape)
-    joins.check_sizes(sizing, windows, facts.made_global, undilated, opts.input_shape)
+    if not fits or sizing is not g:
+        joins.check_sizes(sizing, windows, facts.made_global, undilated, opts.input_shape)
     inexact = []
     for layer in g.layers:
         bottoms = g.bottoms(layer)
@@ -148,11 +151,12 @@ def _follow_sizes(facts: rules.Facts, changes: dict[int, LayerChange], windows: 
 
 
 def _repad(facts: rules.Facts, changes: dict[int, LayerChange], windows: dict,
-           input_shape) -> list[ConversionWarning]:
-    """Branches whose sizes no longer meet at a join get "same" padding (joins.py)."""
+           input_shape) -> tuple[list[ConversionWarning], bool]:
+    """Branches whose sizes no longer meet at a join get "same" padding (joins.py);
+    the warnings, and whether the graph now sizes without a clash."""
     g, out = facts.graph, []
-    for join, repadded in joins.repad_branches(g, windows, facts.removals, facts.made_global,
-                                               input_shape):
+    done, fits = joins.repad_branches(g, windows, facts.removals, facts.made_global, input_shape)
+    for join, repadded in done:
         for index, window in repadded.items():
             layer = _layer(g, index)
             c = changes.setdefault(index, _unchanged(layer))
@@ -162,7 +166,7 @@ def _repad(facts: rules.Facts, changes: dict[int, LayerChange], windows: dict,
         out.append(ConversionWarning(join, f"its branches no longer met after conversion: "
                                      f"{names} re-padded to 'same' (as published Inception "
                                      "backbones do; not exact)"))
-    return out
+    return out, fits
 
 
 def _unchanged(layer: LayerSpec) -> LayerChange:
