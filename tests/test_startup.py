@@ -9,7 +9,7 @@ import sys
 
 from conftest import EXAMPLE, ROOT
 
-NOT_AT_START = ("dataclasses", "inspect", "shutil", "numpy", "yaml",
+NOT_AT_START = ("dataclasses", "inspect", "shutil", "fractions", "numpy", "yaml",
                 "google.protobuf.text_format", "google.protobuf.descriptor_pool",
                 "google.protobuf.descriptor_pb2", "caffe_atrous.report", "caffe_atrous.verify",
                 "caffe_atrous.weights", "caffe_atrous.config")

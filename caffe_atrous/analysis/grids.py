@@ -32,14 +32,16 @@ Two structures are read off the network once (`geometry`):
 from __future__ import annotations
 
 import weakref
-from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from ..errors import AtrousError
 from ..formats.netspec import LayerSpec
 from ..graph import Blob, Graph
 from .shapes import infer_shapes
 
-Stride = tuple[Fraction, Fraction]
+if TYPE_CHECKING:
+    from fractions import Fraction
+Stride = tuple  # (height, width): ints, or Fractions (strides.py)
 
 SAME_GRID = frozenset({
     # elementwise activations and normalisations
@@ -112,6 +114,7 @@ def _upstream_blobs(graph: Graph, start: Blob):
 
 
 def _scale(layer: LayerSpec, shapes: dict, x: Blob, y: Blob) -> Stride:
+    from fractions import Fraction      # only networks that resample need it
     one = Fraction(1)
     if layer.is_deconv:
         s = layer.window.stride

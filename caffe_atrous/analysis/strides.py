@@ -21,8 +21,7 @@ layer index to the per-axis factor taken out of its stride.
 
 from __future__ import annotations
 
-from fractions import Fraction
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..formats.facts import Source
 from ..formats.netspec import LayerSpec
@@ -30,7 +29,9 @@ from ..graph import Blob, Graph
 from ..window import Pair
 from .grids import NON_SPATIAL, Geometry, geometry, is_resampler
 
-Stride = tuple[int | Fraction, int | Fraction]
+if TYPE_CHECKING:               # fractions (and decimal) load when a stride is fractional
+    from fractions import Fraction
+Stride = tuple  # (height, width), each an int or a Fraction
 ONE: Stride = (1, 1)
 
 __all__ = ["NON_SPATIAL", "own_stride", "cumulative_strides", "output_stride",
@@ -47,14 +48,16 @@ def own_stride(layer: LayerSpec) -> Pair:
 
 def _exact(value):
     """An int where a Fraction is whole."""
-    return int(value) if type(value) is Fraction and value.denominator == 1 else value
+    return value if type(value) is int or value.denominator != 1 else int(value)
 
 
 def _div(a, b):
     """a / b exactly: an int where it divides, else a Fraction."""
     if type(a) is int and type(b) is int:
         q, r = divmod(a, b)
-        return q if r == 0 else Fraction(a, b)
+        if r == 0:
+            return q
+    from fractions import Fraction
     return _exact(Fraction(a) / b)
 
 
@@ -158,14 +161,14 @@ def output_stride(strides: dict[Blob, Stride | None]) -> Fraction:
     """The largest stride of any spatial blob (see network_output_stride for the
     network's output stride)."""
     values = [max(s) for s in strides.values() if s is not None]
-    return max(values) if values else Fraction(1)
+    return max(values) if values else 1
 
 
 def _deepest(graph: Graph, p: _Pass) -> Fraction:
     branch = geometry(graph).branch
     values = [max(_rel(s, p.frames.get(b, ONE))) for b, s in p.strides.items()
               if s is not None and b not in branch]
-    return max(values) if values else Fraction(1)
+    return max(values) if values else 1
 
 
 def strides_and_output_stride(graph: Graph, removals: dict[int, Pair] | None = None,

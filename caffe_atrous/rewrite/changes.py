@@ -6,8 +6,10 @@ the report and the command line.
 
 from __future__ import annotations
 
-from fractions import Fraction
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 from ..analysis import strides as st
 from ..errors import ConversionWarning

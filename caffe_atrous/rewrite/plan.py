@@ -22,8 +22,6 @@ change into the formats-level LayerEdit written into a copy of the net.
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 from ..analysis import strides as st
 from ..errors import AtrousError, UsageError
 from ..graph import Graph
@@ -46,7 +44,7 @@ def _check_options(graphs: list[Graph], opts: Options) -> None:
 
 def _merge(plans: list[PhasePlan], graphs: list[Graph]) -> Plan:
     """One plan for all phases; a layer shared by two phases must change the same way."""
-    out = Plan({}, [], [], Fraction(1), Fraction(1))
+    out = Plan({}, [], [], 1, 1)
     for g, p in zip(graphs, plans):
         for i, c in p.changes.items():
             if i in out.changes and out.changes[i].key() != c.key():
