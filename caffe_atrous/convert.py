@@ -38,12 +38,13 @@ class Loaded:
     def specs(self) -> list[netspec.LayerSpec]:
         return netspec.read_layers(self.net, self.lines, self.path)
 
-    def graphs(self):
+    def graphs(self, input_shape: tuple[int, ...] | None = None):
+        """One graph per phase; `input_shape` (--input-shape) sizes the first input."""
         try:
             inputs = netspec.declared_inputs(self.net)
         except AtrousError as exc:
             raise exc.located(self.path) from None
-        return build_graphs(self.specs(), inputs, self.path)
+        return build_graphs(self.specs(), inputs, self.path, input_shape)
 
     def graph(self):
         """The TEST-phase graph (what runs when the network is deployed)."""
@@ -119,7 +120,7 @@ def truncate(loaded: Loaded, last: str) -> Loaded:
 def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result:
     """Convert; the text keeps the user's layout (comments, field order) unless
     `layout` is False or the input was V1, when it is the canonical form."""
-    plan = make_plan(loaded.graphs(), opts)
+    plan = make_plan(loaded.graphs(opts.input_shape), opts)
     try:
         new_net = netspec.apply_edits(loaded.net, [c.edit() for c in plan.ordered()])
     except AtrousError as exc:

@@ -36,8 +36,9 @@ class Graph:
 
     def __init__(self, layers: list[LayerSpec], phase: str,
                  inputs: list[tuple[str, tuple[int, ...] | None]] = (), path: str | None = None,
-                 multi_phase: bool = False):
+                 multi_phase: bool = False, input_shape: tuple[int, ...] | None = None):
         self.phase = phase
+        self.input_shape = input_shape     # --input-shape: the first input's size, if given
         self.multi_phase = multi_phase
         self.path = path
         self.layers = [l for l in layers if phase in l.phases]
@@ -102,10 +103,12 @@ def phases_in_use(layers: list[LayerSpec]) -> list[str]:
     return [p for p in PHASES if p in named] or ["TEST"]
 
 
-def build_graphs(layers: list[LayerSpec], inputs=(), path: str | None = None) -> list[Graph]:
-    """One Graph per phase the network uses."""
+def build_graphs(layers: list[LayerSpec], inputs=(), path: str | None = None,
+                 input_shape: tuple[int, ...] | None = None) -> list[Graph]:
+    """One Graph per phase the network uses (`input_shape`: see Graph)."""
     phases = phases_in_use(layers)
-    return [Graph(layers, p, inputs, path, multi_phase=len(phases) > 1) for p in phases]
+    return [Graph(layers, p, inputs, path, multi_phase=len(phases) > 1, input_shape=input_shape)
+            for p in phases]
 
 
 def test_phase(graphs: list[Graph]) -> Graph:

@@ -213,3 +213,21 @@ def test_a_fixed_size_that_is_no_blobs_stays_a_warning_and_one_that_is_follows_n
     assert [str(w) for w in r.plan.warnings] == [
         "layer 'odd': Interp reads 'c3', now x2 denser; its fixed output size 20x20 may no longer "
         "give the resolution you want: check it"]
+
+
+def test_a_fixed_size_resize_is_sized_from_input_shape_when_the_file_declares_none():
+    """--input-shape gives the sizes that show a fixed-size Interp returns onto a grid
+    (as a declared input size does): `back` follows c1's grid, `odd` is named."""
+    declared = net(conv("c1", "data", s=2), conv("c2", "c1", s=2), conv("c3", "c2", s=2),
+                   layer("odd", "Interp", "c3", body="interp_param { height: 20 width: 20 }"),
+                   layer("back", "Interp", "c3", body="interp_param { height: 33 width: 33 }"),
+                   layer("cat", "Concat", ["c1", "back"]), size=65)
+    bare = declared.replace("input_param { shape { dim: 1 dim: 3 dim: 65 dim: 65 } }", "")
+    assert bare != declared
+    with pytest.raises(AtrousError, match="different removed stride factors"):
+        convert(bare, output_stride=4)              # no sizes: 'back' cannot be placed
+    given = convert(bare, output_stride=4, input_shape=(1, 3, 65, 65))
+    ref = convert(declared, output_stride=4)
+    assert [c.layer.name for c in given.plan.ordered()] == ["c3"]
+    assert [str(w) for w in given.plan.warnings] == [str(w) for w in ref.plan.warnings]
+    assert (given.plan.stride_before, given.plan.stride_after) == (8, 4)

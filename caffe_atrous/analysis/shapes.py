@@ -279,8 +279,10 @@ def infer_shapes(graph: Graph, window_of: Callable[[LayerSpec], Window | None] |
                  is_global: Callable[[LayerSpec], bool] | None = None,
                  input_shape: tuple[int, ...] | None = None) -> Shapes:
     """Every blob's shape. `window_of`/`is_global` override the layers' own
-    geometry (to size a converted network); `input_shape` replaces the shape of
-    the first network input."""
+    geometry (to size a converted network); `input_shape` (by default the graph's
+    own, from --input-shape) replaces the shape of the first network input."""
+    if input_shape is None:
+        input_shape = graph.input_shape
     window_of = window_of or (lambda l: l.window)
     is_global = is_global or (lambda l: l.is_global_pool)
     shapes: Shapes = {}

@@ -109,7 +109,7 @@ def _sizing_graph(g: Graph, follow: dict[int, LayerSpec]) -> Graph:
     layers = [l.replace(bottoms=(l.bottoms[0], geo.anchors[l.index].name), params=Resize())
               if l.index in follow else l for l in g.layers]
     inputs = [(b.name, b.shape) for b in g.inputs if b.producer is None]
-    return Graph(layers, g.phase, inputs, g.path, g.multi_phase)
+    return Graph(layers, g.phase, inputs, g.path, g.multi_phase, g.input_shape)
 
 
 def follow_sizes(facts: Facts, windows: dict, input_shape=None) -> tuple[Graph, dict]:
