@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import mmap
 import os
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..atomic import atomic_file
@@ -31,13 +30,15 @@ _ITEMSIZE = {"<f4": 4, "<f8": 8}
 
 # ---------------------------------------------------------------- reading --
 
-@dataclass
 class Blob:
-    shape: tuple[int, ...]
-    raw: memoryview | bytes | None      # little-endian values (float32 or float64)
-    dtype: str = "<f4"
-    start: int = 0                      # the BlobProto message as stored: file[start:stop]
-    stop: int = 0
+    """One stored BlobProto: its shape and values (little-endian float32 or
+    float64, still in the mapped file), and where it lies: file[start:stop]."""
+
+    __slots__ = ("shape", "raw", "dtype", "start", "stop")
+
+    def __init__(self, shape: tuple[int, ...], raw: memoryview | bytes | None,
+                 dtype: str = "<f4", start: int = 0, stop: int = 0):
+        self.shape, self.raw, self.dtype, self.start, self.stop = shape, raw, dtype, start, stop
 
     def array(self):
         import numpy as np
@@ -98,16 +99,21 @@ def _blob(buf, start: int, stop: int) -> Blob:
     return Blob(shape, raw, dtype, start, stop)
 
 
-@dataclass
 class Layer:
-    name: str
-    type: str
-    blobs: list[Blob] = field(default_factory=list)
-    legacy: bool = False                 # a V1 (`layers`) record
-    head: int = 0                        # the record with its key: file[head:stop]
-    start: int = 0                       # its message: file[start:stop]
-    stop: int = 0
-    fields: list[Field] = field(default_factory=list)
+    """One stored layer record: name, type, blobs, and where it lies: the
+    record with its key is file[head:stop], its message file[start:stop],
+    made of `fields`. `legacy`: a V1 (`layers`) record."""
+
+    __slots__ = ("name", "type", "blobs", "legacy", "head", "start", "stop", "fields")
+
+    def __init__(self, name: str, type: str, blobs: list[Blob] | None = None,
+                 legacy: bool = False, head: int = 0, start: int = 0, stop: int = 0,
+                 fields: list[Field] | None = None):
+        self.name, self.type, self.blobs, self.legacy = name, type, blobs or [], legacy
+        self.head, self.start, self.stop, self.fields = head, start, stop, fields or []
+
+    def __repr__(self) -> str:
+        return f"Layer({self.name!r}, {self.type!r}, {len(self.blobs)} blobs)"
 
 
 class _Kind(NamedTuple):
@@ -248,10 +254,11 @@ def encode_shape(shape) -> bytes:
 
 
 def encode_blob(array) -> list[bytes]:
-    """BlobProto pieces for a float32 array: shape (7), then packed data (5)."""
+    """BlobProto pieces for a float32 array as Caffe's Blob::ToProto writes
+    them (fields in number order): packed data (5), then the shape (7)."""
     import numpy as np
     data = np.ascontiguousarray(array, dtype="<f4").tobytes()
-    return [encode_shape(array.shape), field_head(5, len(data)), data]
+    return [field_head(5, len(data)), data, encode_shape(array.shape)]
 
 
 class Writer:
@@ -279,6 +286,27 @@ class Writer:
         self._fh.write(field_head(100, sum(len(p) for p in pieces)))
         for p in pieces:
             self._fh.write(p)
+
+    def add_layer(self, layer, blobs: list[list[bytes]], phase: str) -> None:
+        """A V2 record as Caffe's Net::ToProto writes it: the whole definition
+        of `layer` (a LayerParameter of the net's schema), with `phase` unless it
+        has its own, as Net::Init sets it; fields in number order, so the blobs
+        (field 7, the pieces of encode_blob) go before `include` (8), `phase`
+        (10) and the layer's parameters (100 and up)."""
+        definition = type(layer)()
+        definition.CopyFrom(layer)
+        definition.ClearField("blobs")
+        if not definition.HasField("phase"):
+            enum = definition.DESCRIPTOR.fields_by_name["phase"].enum_type
+            definition.phase = enum.values_by_name[phase].number
+        data = definition.SerializeToString()      # in field-number order, as Caffe's
+        cut = next((f.start for f in walk(data, 0, len(data)) if f.number > 7), len(data))
+        pieces = [data[:cut]]
+        for parts in blobs:
+            pieces.append(field_head(7, sum(len(p) for p in parts)))
+            pieces.extend(parts)
+        pieces.append(data[cut:])
+        self.add_record(pieces)
 
     def add(self, name: str, type_: str, blobs: list[list[bytes]], header: bytes = b"") -> None:
         """blobs: the pieces of encode_blob, one list per blob.
