@@ -4,6 +4,7 @@ kind and its blob shapes."""
 
 import errno
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from google.protobuf import text_format
 from caffe_atrous.cli import main
 from caffe_atrous.convert import load_text
 from caffe_atrous.errors import AtrousError
-from caffe_atrous.formats import caffemodel
+from caffe_atrous.formats import caffemodel, weights_out
 from caffe_atrous.formats.schema import builtin
 from caffe_atrous.formats.weights_out import write_converted
 from caffe_atrous.formats.wire import encode_field
@@ -212,18 +213,82 @@ def test_a_name_in_two_phases_is_written_once(tmp_path):
         assert [l.name for l in w.layers] == ["data", "c1"]
 
 
-@pytest.mark.parametrize("how", ["refused", "missing"])
-def test_without_kernel_copies_the_output_is_the_same(tmp_path, monkeypatch, how):
+def planned(tmp_path):
+    """NET saved as Caffe saves it, the converted net (output stride 2), and
+    the output file to write."""
     (tmp_path / "n.prototxt").write_text(NET)
     caffe_saved(NET, tmp_path / "n.caffemodel")
-    _, fast = run(tmp_path, tmp_path / "n.prototxt", tmp_path / "n.caffemodel", "--output-stride", "2")
-    expected = fast.read_bytes()
-    fast.unlink()
-    if how == "missing":
-        monkeypatch.delattr(os, "copy_file_range")
-    else:
-        def refuse(*args):
-            raise OSError(errno.EXDEV, "cross-device")
-        monkeypatch.setattr(os, "copy_file_range", refuse)
-    _, slow = run(tmp_path, tmp_path / "n.prototxt", tmp_path / "n.caffemodel", "--output-stride", "2")
-    assert slow.read_bytes() == expected
+    out, _ = run(tmp_path, tmp_path / "n.prototxt", tmp_path / "n.caffemodel",
+                 "--output-stride", "2")
+    converted = text_format.Merge(out.read_text(), caffe_pb2.NetParameter())
+    folder = tmp_path / "written"
+    folder.mkdir()
+    return tmp_path / "n.caffemodel", converted, folder / "out.caffemodel"
+
+
+@pytest.mark.parametrize("size,ring", [(1, 1), (7, 2), (4099, 4), (1 << 20, 4)])
+@pytest.mark.parametrize("preadv", [True, False])
+def test_buffered_output_is_the_planned_bytes(tmp_path, monkeypatch, size, ring, preadv):
+    """Buffers of any size, spans that cross them at offsets other than the input's,
+    and the copy from the map where there is no preadv: the same bytes."""
+    source, converted, out = planned(tmp_path)
+    monkeypatch.setattr(weights_out, "_BUFFER", size)
+    monkeypatch.setattr(weights_out, "_RING", ring)
+    if not preadv:
+        monkeypatch.delattr(os, "preadv")
+    with caffemodel.Weights(str(source)) as w:
+        pieces, count = weights_out.plan_output(converted, w)
+        data = bytes(w.buffer)
+        assert write_converted(converted, w, str(out)) == count == 7
+    expected, shifted = b"", []
+    for p in pieces:
+        if isinstance(p, tuple):
+            shifted.append(p[0] - len(expected))
+        expected += p if isinstance(p, bytes) else data[p[0]:p[1]]
+    assert out.read_bytes() == expected
+    assert any(isinstance(p, bytes) for p in pieces) and len(set(shifted)) > 2
+
+
+def reader_alive() -> bool:
+    return any(t.name == "caffe_atrous weights reader" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("failure,message", [
+    ("error", r"n.caffemodel: cannot read: Input/output error"),
+    ("shorter", r"n.caffemodel: the file got shorter while it was read; try again"),
+])
+def test_a_failing_read_leaves_no_file(tmp_path, monkeypatch, failure, message):
+    source, converted, out = planned(tmp_path)
+    monkeypatch.setattr(weights_out, "_BUFFER", 64)
+    real, calls = os.preadv, []
+
+    def preadv(fd, buffers, offset):
+        calls.append(offset)
+        if len(calls) == 5:
+            if failure == "shorter":
+                return 0
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(fd, buffers, offset)
+    monkeypatch.setattr(os, "preadv", preadv)
+    with caffemodel.Weights(str(source)) as w:
+        with pytest.raises(AtrousError, match=message):
+            write_converted(converted, w, str(out))
+    assert len(calls) == 5 and os.listdir(out.parent) == [] and not reader_alive()
+
+
+def test_a_failing_write_stops_the_reader_and_leaves_no_file(tmp_path, monkeypatch):
+    source, converted, out = planned(tmp_path)
+    monkeypatch.setattr(weights_out, "_BUFFER", 64)
+    monkeypatch.setattr(weights_out, "_RING", 2)
+    real, calls = weights_out._write_all, []
+
+    def write_all(fd, data):
+        calls.append(len(data))
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd, data)
+    monkeypatch.setattr(weights_out, "_write_all", write_all)
+    with caffemodel.Weights(str(source)) as w:
+        with pytest.raises(AtrousError, match=r"out.caffemodel: cannot write: No space left"):
+            write_converted(converted, w, str(out))
+    assert len(calls) == 3 and os.listdir(out.parent) == [] and not reader_alive()

@@ -3,9 +3,9 @@
 The output is planned as a list of pieces, each either new bytes or a span of
 the input file, and most of it is spans: a record the conversion does not
 touch is one span, and a blob is always a span (with a new shape, its data
-still is). The spans are copied by the kernel (copy_file_range) where it can,
-else written straight from the mapped file, so the output costs about what a
-copy of the file costs.
+still is). The pieces are written through a few large buffers, filled by one
+thread and written by another, so the output costs about what a copy of the
+file costs.
 
 Per stored record, the converted network decides the layer's definition (its
 type and the parameters of the kinds a conversion rewrites); every other
@@ -14,8 +14,9 @@ field, fork parameters included, passes through byte for byte.
 
 from __future__ import annotations
 
-import errno
 import os
+import queue
+import threading
 from collections.abc import Mapping, Sequence
 
 from ..atomic import atomic_file
@@ -51,6 +52,16 @@ def write_converted(net, weights: Weights, out_path: str, reshape: Reshape | Non
     from `net`, a stored V1 record as `net`'s definition and the blobs. Stored
     records of layers `net` lacks are left out. Blob shapes change only where `reshape`
     says, values only where `replace` does. Returns the number of records written."""
+    pieces, written = plan_output(net, weights, reshape, replace)
+    with atomic_file(out_path) as fh:
+        _emit(fh, weights, pieces)
+    return written
+
+
+def plan_output(net, weights: Weights, reshape: Reshape | None = None,
+                replace: Replace | None = None) -> tuple[list, int]:
+    """What write_converted writes, as pieces: bytes, or (start, stop) for
+    file[start:stop] of `weights`; and the number of records."""
     stored = weights.by_name()
     reshape, replace = reshape or {}, replace or {}
     pieces: list = [encode_field(1, net.name.encode("utf-8"))] if net.name else []
@@ -76,9 +87,7 @@ def write_converted(net, weights: Weights, out_path: str, reshape: Reshape | Non
         else:
             pieces.append(field_head(_V2_LAYER, sum(_size(p) for p in body)))
             pieces.extend(body)
-    with atomic_file(out_path) as fh:
-        _emit(fh, weights, _coalesce(pieces))
-    return len(written)
+    return _coalesce(pieces), len(written)
 
 
 def _size(piece) -> int:
@@ -189,30 +198,94 @@ def _coalesce(pieces: list) -> list:
     return out
 
 
+# The output is written in buffers of this size, a few at a time: a reader
+# thread fills one (preadv of the spans, the new bytes in between) while this
+# thread writes another. Reading and writing through buffers runs at the speed
+# of cp whatever the offsets; a kernel copy (copy_file_range) between offsets
+# that differ by other than a multiple of the page size, as they do after the
+# first record that changes length, takes about twice as long.
+_BUFFER, _RING = 1 << 20, 4
+
+
 def _emit(fh, weights: Weights, pieces: list) -> None:
-    """Write the pieces: bytes as they are, spans copied from the input file."""
+    """Write the pieces: bytes as they are, spans copied from the input file.
+    Any error of the reader is raised here; the reader never outlives this call."""
     fh.flush()
-    dst, src = fh.fileno(), weights.fileno()
-    kernel_copy = hasattr(os, "copy_file_range")
-    for p in pieces:
-        if isinstance(p, bytes):
-            _write_all(dst, p)
-            continue
-        start, stop = p
-        while kernel_copy and start < stop:
-            try:
-                n = os.copy_file_range(src, dst, stop - start, start)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                    raise
-                kernel_copy = False              # not across these file systems: copy by hand
+    dst = fh.fileno()
+    free: queue.SimpleQueue = queue.SimpleQueue()
+    full: queue.SimpleQueue = queue.SimpleQueue()
+    for _ in range(_RING):
+        free.put(bytearray(_BUFFER))
+    stop = threading.Event()
+    reader = threading.Thread(target=_fill, args=(pieces, weights, free, full, stop),
+                              name="caffe_atrous weights reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = full.get()
+            if item is None:
                 break
-            if n == 0:
-                raise AtrousError("the file got shorter while it was read; try again",
-                                  file=weights.path)
-            start += n
-        if start < stop:
-            _write_all(dst, memoryview(weights.buffer)[start:stop])
+            if isinstance(item, BaseException):
+                raise item
+            _write_all(dst, memoryview(item[0])[:item[1]])
+            free.put(item[0])
+    finally:
+        stop.set()
+        free.put(bytearray(0))           # wakes a reader waiting for a buffer
+        reader.join()
+
+
+def _fill(pieces: list, weights: Weights, free, full, stop) -> None:
+    """The reader: the pieces into buffers, in order, each full one onto `full`;
+    then None, or the exception that stopped it."""
+    try:
+        read = _reader(weights)
+        buf = free.get()
+        used = 0
+        for p in pieces:
+            source = memoryview(p) if isinstance(p, bytes) else None
+            start, end = (0, len(p)) if source is not None else p
+            while start < end:
+                n = min(end - start, len(buf) - used)
+                target = memoryview(buf)[used:used + n]
+                if source is not None:
+                    target[:] = source[start:start + n]
+                else:
+                    n = read(target, start)
+                used, start = used + n, start + n
+                if used == len(buf):
+                    full.put((buf, used))
+                    buf, used = free.get(), 0
+                    if stop.is_set():
+                        return
+        full.put((buf, used))
+        full.put(None)
+    except BaseException as exc:          # handed to the writing thread, which raises it
+        full.put(exc)
+
+
+def _reader(weights: Weights):
+    """read(target, offset): input bytes at `offset` into the buffer `target`;
+    the number read, never 0."""
+    src, path = weights.fileno(), weights.path
+
+    def pread(target, offset: int) -> int:
+        try:
+            n = os.preadv(src, [target], offset)
+        except OSError as exc:
+            raise AtrousError(f"cannot read: {exc.strerror}", file=path) from None
+        if n == 0:
+            raise AtrousError("the file got shorter while it was read; try again", file=path)
+        return n
+
+    if hasattr(os, "preadv"):
+        return pread
+    mapped = memoryview(weights.buffer)
+
+    def copy(target, offset: int) -> int:       # where there is no preadv: from the map
+        target[:] = mapped[offset:offset + len(target)]
+        return len(target)
+    return copy
 
 
 def _write_all(fd: int, data) -> None:
