@@ -292,3 +292,21 @@ def test_a_failing_write_stops_the_reader_and_leaves_no_file(tmp_path, monkeypat
         with pytest.raises(AtrousError, match=r"out.caffemodel: cannot write: No space left"):
             write_converted(converted, w, str(out))
     assert len(calls) == 3 and os.listdir(out.parent) == [] and not reader_alive()
+
+
+def test_a_record_whose_definition_is_stored_twice_is_rewritten(tmp_path):
+    """A record is copied as it is only when it holds each definition field once,
+    with the converted bytes: here `type` is there twice, so it is written once."""
+    path = tmp_path / "twice.caffemodel"
+    fc = hand_made_fc(path).layer[0]
+    fc.type = "Convolution"
+    fc.ClearField("inner_product_param")
+    fc.convolution_param.num_output = 4
+    fc.convolution_param.kernel_size.append(2)
+    record = fc.SerializeToString() + encode_field(2, b"Convolution")
+    path.write_bytes(encode_field(100, record))
+    with caffemodel.Weights(str(path)) as w:
+        write_converted(as_convolution(), w, str(tmp_path / "out.caffemodel"))
+    ((_, fields),) = records(tmp_path / "out.caffemodel").values()
+    assert fields.count(encode_field(2, b"Convolution")) == 1
+    assert parse(tmp_path / "out.caffemodel")["fc"].type == "Convolution"

@@ -62,8 +62,10 @@ def plan_output(net, weights: Weights, reshape: Reshape | None = None,
                 replace: Replace | None = None) -> tuple[list, int]:
     """What write_converted writes, as pieces: bytes, or (start, stop) for
     file[start:stop] of `weights`; and the number of records."""
-    stored = weights.by_name()
+    stored, buf = weights.by_name(), weights.buffer
     reshape, replace = reshape or {}, replace or {}
+    numbers = _definition_numbers(net)
+    replaced = set(numbers.values())
     pieces: list = [encode_field(1, net.name.encode("utf-8"))] if net.name else []
     written: set[str] = set()
     for layer in net.layer:
@@ -71,22 +73,24 @@ def plan_output(net, weights: Weights, reshape: Reshape | None = None,
         if source is None or layer.name in written:   # e.g. a TRAIN and a TEST data layer
             continue
         written.add(layer.name)
+        definition = _definition(layer, numbers)
+        same_blobs = layer.name not in replace and not reshape.get(layer.name)
+        if same_blobs and not source.legacy and _same_definition(source, definition, replaced, buf):
+            pieces.append((source.head, source.stop))     # the record exactly as stored
+            continue
         if layer.name in replace:
             blobs = [encode_blob(a) for a in replace[layer.name]]
             if len(blobs) != len(source.blobs):
                 raise AtrousError(f"{len(blobs)} new blobs for {len(source.blobs)} stored ones",
                                   layer=layer.name)
         else:
-            blobs = _blob_bodies(source, reshape.get(layer.name), weights.buffer)
+            blobs = _blob_bodies(source, reshape.get(layer.name), buf)
         if source.legacy:
             body = _from_v1(layer, blobs)
         else:
-            body = _from_v2(layer, source, blobs, weights.buffer)
-        if body == [(source.start, source.stop)]:
-            pieces.append((source.head, source.stop))     # the record exactly as stored
-        else:
-            pieces.append(field_head(_V2_LAYER, sum(_size(p) for p in body)))
-            pieces.extend(body)
+            body = _from_v2(source, definition, replaced, blobs, buf)
+        pieces.append(field_head(_V2_LAYER, sum(_size(p) for p in body)))
+        pieces.extend(body)
     return _coalesce(pieces), len(written)
 
 
@@ -94,30 +98,38 @@ def _size(piece) -> int:
     return piece[1] - piece[0] if isinstance(piece, tuple) else len(piece)
 
 
-def _definition_numbers(layer) -> set[int]:
-    fields = layer.DESCRIPTOR.fields_by_name
-    return {fields[name].number for name in _DEFINITION if name in fields}
+def _definition_numbers(net) -> dict[str, int]:
+    """The definition fields the net's schema has: name -> number."""
+    fields = net.DESCRIPTOR.fields_by_name["layer"].message_type.fields_by_name
+    return {name: fields[name].number for name in _DEFINITION if name in fields}
 
 
-def _definition(layer) -> dict[int, bytes]:
+def _definition(layer, numbers: dict[str, int]) -> dict[int, bytes]:
     """The definition fields of the converted layer, encoded, by number."""
     out = {}
-    for name in _DEFINITION:
-        fd = layer.DESCRIPTOR.fields_by_name.get(name)
-        if fd is None or not layer.HasField(name):
-            continue
-        value = getattr(layer, name)
-        payload = value.encode("utf-8") if name == "type" else value.SerializeToString()
-        out[fd.number] = encode_field(fd.number, payload)
+    for name, number in numbers.items():
+        if layer.HasField(name):
+            value = getattr(layer, name)
+            payload = value.encode("utf-8") if name == "type" else value.SerializeToString()
+            out[number] = encode_field(number, payload)
     return out
 
 
-def _from_v2(layer, source: Layer, blobs: list[list], buf) -> list:
-    """The stored record's fields in their order, with the definition from
-    `layer`: a stored definition field is replaced (kept as a span when its
+def _same_definition(source: Layer, definition: dict[int, bytes], replaced: set[int],
+                     buf) -> bool:
+    """Does the stored record hold exactly these definition fields, once each
+    (and no other field of a number in `replaced`)?"""
+    found = [(f.number, buf[f.start:f.stop]) for f in source.fields if f.number in replaced]
+    return len(found) == len(definition) and dict(found) == definition
+
+
+def _from_v2(source: Layer, definition: dict[int, bytes], replaced: set[int],
+             blobs: list[list], buf) -> list:
+    """The stored record's fields in their order, with the converted layer's
+    `definition`: a stored definition field is replaced (kept as a span when its
     bytes are the same) or dropped; a new one goes before the first stored
     field with a larger number. Blob fields get the bodies `blobs`."""
-    pending, replaced = _definition(layer), _definition_numbers(layer)
+    pending = dict(definition)
     stored = {f.number for f in source.fields}
     blob_bodies = iter(blobs)
     body: list = []
