@@ -59,40 +59,41 @@ class Blob:
         return 0 if self.raw is None else len(self.raw) // _ITEMSIZE[self.dtype]
 
 
-def _dims(buf, f: Field) -> list[int]:
-    """The `dim` values of a BlobShape field, packed or one per field."""
-    dims = []
-    for d in walk(buf, f.data, f.stop):
-        if d.number == 1 and d.wire == 0:
-            dims.append(d.value)
-        elif d.number == 1 and d.wire == 2:
-            dims.extend(packed_varints(buf, d.data, d.stop))
-    return [signed(d) for d in dims]
+def _dims(buf, start: int, stop: int) -> tuple[int, ...]:
+    """The `dim` values of a BlobShape message, packed or one per field."""
+    dims: list[int] = []
+    for number, wire, _, data, end, value in walk(buf, start, stop):
+        if number == 1 and wire == 0:
+            dims.append(value)
+        elif number == 1 and wire == 2:
+            dims.extend(packed_varints(buf, data, end))
+    return tuple(signed(d) for d in dims)
 
 
 def _blob(buf, start: int, stop: int) -> Blob:
     """Caffe's Blob::FromProto: the legacy 4-D shape if any of it is present,
     else `shape`; double_data if present, else data."""
-    legacy: list[int | None] = [None] * 4
+    legacy: list[int | None] | None = None
     shape: tuple[int, ...] | None = None
-    parts: dict[str, list[tuple[int, int]]] = {"<f4": [], "<f8": []}
-    for f in walk(buf, start, stop):
-        if f.number in (1, 2, 3, 4) and f.wire == 0:
-            legacy[f.number - 1] = signed(f.value)
-        elif f.number == 7 and f.wire == 2:
-            shape = tuple(_dims(buf, f))
-        elif (f.number, f.wire) in ((5, 2), (5, 5)):       # packed, or one float per field
-            parts["<f4"].append((f.data, f.stop))
-        elif (f.number, f.wire) in ((8, 2), (8, 1)):
-            parts["<f8"].append((f.data, f.stop))
-    dtype = "<f8" if parts["<f8"] else "<f4"
-    spans = parts[dtype]
+    floats: list[tuple[int, int]] = []
+    doubles: list[tuple[int, int]] = []
+    for number, wire, _, data, end, value in walk(buf, start, stop):
+        if number == 5 and wire in (2, 5):                # packed, or one float per field
+            floats.append((data, end))
+        elif number == 7 and wire == 2:
+            shape = _dims(buf, data, end)
+        elif number in (1, 2, 3, 4) and wire == 0:
+            legacy = legacy or [None] * 4
+            legacy[number - 1] = signed(value)
+        elif number == 8 and wire in (1, 2):
+            doubles.append((data, end))
+    dtype, spans = ("<f8", doubles) if doubles else ("<f4", floats)
     raw = None
     if len(spans) == 1:
         raw = memoryview(buf)[spans[0][0]:spans[0][1]]
     elif spans:
         raw = b"".join(buf[a:b] for a, b in spans)
-    if any(d is not None for d in legacy):
+    if legacy is not None:
         shape = tuple(d or 0 for d in legacy)
     elif shape is None:
         shape = (len(raw) // _ITEMSIZE[dtype],) if raw is not None else (0,)
@@ -140,20 +141,21 @@ def _v1_type(number: int) -> str:
 
 
 def _text(buf, f: Field) -> str:
-    return bytes(buf[f.data:f.stop]).decode("utf-8", "replace")
+    return str(buf[f.data:f.stop], "utf-8", "replace")
 
 
 def _layer(buf, record: Field, kind: _Kind) -> Layer:
     layer = Layer("", "", legacy=kind is _V1, head=record.start, start=record.data,
                   stop=record.stop, fields=walk(buf, record.data, record.stop))
     for f in layer.fields:
-        if f.number == kind.name and f.wire == 2:
+        number, wire, _, data, end, value = f
+        if number == kind.name and wire == 2:
             layer.name = _text(buf, f)
-        elif f.number == kind.type:
-            layer.type = _v1_type(f.value) if f.wire == 0 else _text(buf, f)
-        elif f.number == kind.blobs and f.wire == 2:
-            layer.blobs.append(_blob(buf, f.data, f.stop))
-        elif f.number == kind.inner and f.wire == 2:
+        elif number == kind.type:
+            layer.type = _v1_type(value) if wire == 0 else _text(buf, f)
+        elif number == kind.blobs and wire == 2:
+            layer.blobs.append(_blob(buf, data, end))
+        elif number == kind.inner and wire == 2:
             inner = _layer(buf, f, _V0)
             layer.name = layer.name or inner.name
             layer.type = layer.type or inner.type
