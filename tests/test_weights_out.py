@@ -3,6 +3,7 @@ definition with its blobs, V2 and V1), and the hook that changes a layer's
 kind and its blob shapes."""
 
 import errno
+import fcntl
 import os
 import threading
 
@@ -13,7 +14,7 @@ from google.protobuf import text_format
 from caffe_atrous.cli import main
 from caffe_atrous.convert import load_text
 from caffe_atrous.errors import AtrousError
-from caffe_atrous.formats import caffemodel, weights_out
+from caffe_atrous.formats import caffemodel, pieces, weights_out
 from caffe_atrous.formats.schema import builtin
 from caffe_atrous.formats.weights_out import write_converted
 from caffe_atrous.formats.wire import encode_field
@@ -232,25 +233,25 @@ def test_buffered_output_is_the_planned_bytes(tmp_path, monkeypatch, size, ring,
     """Buffers of any size, spans that cross them at offsets other than the input's,
     and the copy from the map where there is no preadv: the same bytes."""
     source, converted, out = planned(tmp_path)
-    monkeypatch.setattr(weights_out, "_BUFFER", size)
-    monkeypatch.setattr(weights_out, "_RING", ring)
+    monkeypatch.setattr(pieces, "_BUFFER", size)
+    monkeypatch.setattr(pieces, "_RING", ring)
     if not preadv:
         monkeypatch.delattr(os, "preadv")
     with caffemodel.Weights(str(source)) as w:
-        pieces, count = weights_out.plan_output(converted, w)
+        plan, count = weights_out.plan_output(converted, w)
         data = bytes(w.buffer)
         assert write_converted(converted, w, str(out)) == count == 7
     expected, shifted = b"", []
-    for p in pieces:
+    for p in plan:
         if isinstance(p, tuple):
             shifted.append(p[0] - len(expected))
         expected += p if isinstance(p, bytes) else data[p[0]:p[1]]
     assert out.read_bytes() == expected
-    assert any(isinstance(p, bytes) for p in pieces) and len(set(shifted)) > 2
+    assert any(isinstance(p, bytes) for p in plan) and len(set(shifted)) > 2
 
 
 def reader_alive() -> bool:
-    return any(t.name == "caffe_atrous weights reader" for t in threading.enumerate())
+    return any(t.name == "caffe_atrous pieces reader" for t in threading.enumerate())
 
 
 @pytest.mark.parametrize("failure,message", [
@@ -259,7 +260,7 @@ def reader_alive() -> bool:
 ])
 def test_a_failing_read_leaves_no_file(tmp_path, monkeypatch, failure, message):
     source, converted, out = planned(tmp_path)
-    monkeypatch.setattr(weights_out, "_BUFFER", 64)
+    monkeypatch.setattr(pieces, "_BUFFER", 64)
     real, calls = os.preadv, []
 
     def preadv(fd, buffers, offset):
@@ -278,20 +279,46 @@ def test_a_failing_read_leaves_no_file(tmp_path, monkeypatch, failure, message):
 
 def test_a_failing_write_stops_the_reader_and_leaves_no_file(tmp_path, monkeypatch):
     source, converted, out = planned(tmp_path)
-    monkeypatch.setattr(weights_out, "_BUFFER", 64)
-    monkeypatch.setattr(weights_out, "_RING", 2)
-    real, calls = weights_out._write_all, []
+    monkeypatch.setattr(pieces, "_BUFFER", 64)
+    monkeypatch.setattr(pieces, "_RING", 2)
+    real, calls = pieces._write_all, []
 
     def write_all(fd, data):
         calls.append(len(data))
         if len(calls) == 3:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(fd, data)
-    monkeypatch.setattr(weights_out, "_write_all", write_all)
+    monkeypatch.setattr(pieces, "_write_all", write_all)
     with caffemodel.Weights(str(source)) as w:
         with pytest.raises(AtrousError, match=r"out.caffemodel: cannot write: No space left"):
             write_converted(converted, w, str(out))
     assert len(calls) == 3 and os.listdir(out.parent) == [] and not reader_alive()
+
+
+@pytest.mark.parametrize("error", [None, errno.EOPNOTSUPP, errno.EBADF, errno.ENOSPC])
+def test_blocks_are_reserved_where_the_file_system_can(tmp_path, monkeypatch, error):
+    """The output's blocks are allocated first, with the file open for appending
+    (so glibc does not write a byte per block where the file system cannot);
+    not being able to is no error, a disk without the space is."""
+    source, converted, out = planned(tmp_path)
+    with caffemodel.Weights(str(source)) as w:
+        expected = sum(pieces.size(p) for p in weights_out.plan_output(converted, w)[0])
+    asked = []
+
+    def fallocate(fd, offset, length):
+        asked.append((offset, length, bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)))
+        if error:
+            raise OSError(error, os.strerror(error))
+    monkeypatch.setattr(os, "posix_fallocate", fallocate)
+    with caffemodel.Weights(str(source)) as w:
+        if error == errno.ENOSPC:
+            with pytest.raises(AtrousError, match="cannot write: No space left on device"):
+                write_converted(converted, w, str(out))
+            assert os.listdir(out.parent) == []
+        else:
+            write_converted(converted, w, str(out))
+            assert out.stat().st_size == expected
+    assert asked == [(0, expected, True)]
 
 
 def test_a_record_whose_definition_is_stored_twice_is_rewritten(tmp_path):

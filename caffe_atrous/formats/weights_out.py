@@ -3,9 +3,7 @@
 The output is planned as a list of pieces, each either new bytes or a span of
 the input file, and most of it is spans: a record the conversion does not
 touch is one span, and a blob is always a span (with a new shape, its data
-still is). The pieces are written through a few large buffers, filled by one
-thread and written by another, so the output costs about what a copy of the
-file costs.
+still is). pieces.py writes them at about the speed of cp.
 
 Per stored record, the converted network decides the layer's definition (its
 type and the parameters of the kinds a conversion rewrites); every other
@@ -14,17 +12,13 @@ field, fork parameters included, passes through byte for byte.
 
 from __future__ import annotations
 
-import os
-import queue
-import threading
 from collections.abc import Mapping, Sequence
 
 from ..atomic import atomic_file
 from ..errors import AtrousError
 from .caffemodel import Blob, Layer, Weights, encode_blob, encode_shape
+from .pieces import coalesce, size, write_pieces
 from .wire import encode_field, field_head, walk
-
-# The output is a list of pieces: bytes, or (start, stop) for file[start:stop] of the input.
 
 # LayerParameter fields a conversion may change: the type string, and the
 # parameters of the kinds it rewrites. Their numbers come from the net's own
@@ -54,7 +48,7 @@ def write_converted(net, weights: Weights, out_path: str, reshape: Reshape | Non
     says, values only where `replace` does. Returns the number of records written."""
     pieces, written = plan_output(net, weights, reshape, replace)
     with atomic_file(out_path) as fh:
-        _emit(fh, weights, pieces)
+        write_pieces(fh, pieces, weights)
     return written
 
 
@@ -89,13 +83,9 @@ def plan_output(net, weights: Weights, reshape: Reshape | None = None,
             body = _from_v1(layer, blobs)
         else:
             body = _from_v2(source, definition, replaced, blobs, buf)
-        pieces.append(field_head(_V2_LAYER, sum(_size(p) for p in body)))
+        pieces.append(field_head(_V2_LAYER, sum(size(p) for p in body)))
         pieces.extend(body)
-    return _coalesce(pieces), len(written)
-
-
-def _size(piece) -> int:
-    return piece[1] - piece[0] if isinstance(piece, tuple) else len(piece)
+    return coalesce(pieces), len(written)
 
 
 def _definition_numbers(net) -> dict[str, int]:
@@ -146,7 +136,7 @@ def _from_v2(source: Layer, definition: dict[int, bytes], replaced: set[int],
         else:
             body.append((f.start, f.stop))
     body.extend(pending[n] for n in sorted(pending))
-    return _coalesce(body)
+    return coalesce(body)
 
 
 def _from_v1(layer, blobs: list[list]) -> list:
@@ -161,7 +151,7 @@ def _from_v1(layer, blobs: list[list]) -> list:
 
 
 def _blob_field(body: list) -> list:
-    return [field_head(_V2_BLOBS, sum(_size(p) for p in body))] + body
+    return [field_head(_V2_BLOBS, sum(size(p) for p in body))] + body
 
 
 def _blob_bodies(source: Layer, shapes, buf) -> list[list]:
@@ -177,10 +167,10 @@ def _blob_bodies(source: Layer, shapes, buf) -> list[list]:
 
 def _reshaped(source: Layer, index: int, blob: Blob, shape, buf) -> list:
     """A stored BlobProto with a new `shape` and the same values (and other fields)."""
-    size = 1
+    values = 1
     for d in shape:
-        size *= d
-    if size != blob.count:
+        values *= d
+    if values != blob.count:
         raise AtrousError(f"blob {index} holds {blob.count} values, which cannot take the shape "
                           f"{'x'.join(map(str, shape))}", layer=source.name)
     body: list = []
@@ -195,112 +185,3 @@ def _reshaped(source: Layer, index: int, blob: Blob, shape, buf) -> list:
     if new:
         body.insert(0, new)
     return body
-
-
-def _coalesce(pieces: list) -> list:
-    """Merge neighbouring spans and neighbouring byte strings."""
-    out: list = []
-    for p in pieces:
-        if out and isinstance(p, tuple) and isinstance(out[-1], tuple) and out[-1][1] == p[0]:
-            out[-1] = (out[-1][0], p[1])
-        elif out and isinstance(p, bytes) and isinstance(out[-1], bytes):
-            out[-1] += p
-        elif _size(p):
-            out.append(p)
-    return out
-
-
-# The output is written in buffers of this size, a few at a time: a reader
-# thread fills one (preadv of the spans, the new bytes in between) while this
-# thread writes another. Reading and writing through buffers runs at the speed
-# of cp whatever the offsets; a kernel copy (copy_file_range) between offsets
-# that differ by other than a multiple of the page size, as they do after the
-# first record that changes length, takes about twice as long.
-_BUFFER, _RING = 1 << 20, 4
-
-
-def _emit(fh, weights: Weights, pieces: list) -> None:
-    """Write the pieces: bytes as they are, spans copied from the input file.
-    Any error of the reader is raised here; the reader never outlives this call."""
-    fh.flush()
-    dst = fh.fileno()
-    free: queue.SimpleQueue = queue.SimpleQueue()
-    full: queue.SimpleQueue = queue.SimpleQueue()
-    for _ in range(_RING):
-        free.put(bytearray(_BUFFER))
-    stop = threading.Event()
-    reader = threading.Thread(target=_fill, args=(pieces, weights, free, full, stop),
-                              name="caffe_atrous weights reader", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = full.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            _write_all(dst, memoryview(item[0])[:item[1]])
-            free.put(item[0])
-    finally:
-        stop.set()
-        free.put(bytearray(0))           # wakes a reader waiting for a buffer
-        reader.join()
-
-
-def _fill(pieces: list, weights: Weights, free, full, stop) -> None:
-    """The reader: the pieces into buffers, in order, each full one onto `full`;
-    then None, or the exception that stopped it."""
-    try:
-        read = _reader(weights)
-        buf = free.get()
-        used = 0
-        for p in pieces:
-            source = memoryview(p) if isinstance(p, bytes) else None
-            start, end = (0, len(p)) if source is not None else p
-            while start < end:
-                n = min(end - start, len(buf) - used)
-                target = memoryview(buf)[used:used + n]
-                if source is not None:
-                    target[:] = source[start:start + n]
-                else:
-                    n = read(target, start)
-                used, start = used + n, start + n
-                if used == len(buf):
-                    full.put((buf, used))
-                    buf, used = free.get(), 0
-                    if stop.is_set():
-                        return
-        full.put((buf, used))
-        full.put(None)
-    except BaseException as exc:          # handed to the writing thread, which raises it
-        full.put(exc)
-
-
-def _reader(weights: Weights):
-    """read(target, offset): input bytes at `offset` into the buffer `target`;
-    the number read, never 0."""
-    src, path = weights.fileno(), weights.path
-
-    def pread(target, offset: int) -> int:
-        try:
-            n = os.preadv(src, [target], offset)
-        except OSError as exc:
-            raise AtrousError(f"cannot read: {exc.strerror}", file=path) from None
-        if n == 0:
-            raise AtrousError("the file got shorter while it was read; try again", file=path)
-        return n
-
-    if hasattr(os, "preadv"):
-        return pread
-    mapped = memoryview(weights.buffer)
-
-    def copy(target, offset: int) -> int:       # where there is no preadv: from the map
-        target[:] = mapped[offset:offset + len(target)]
-        return len(target)
-    return copy
-
-
-def _write_all(fd: int, data) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
