@@ -86,6 +86,23 @@ def test_weights_out_keeps_every_blob_byte_for_byte(tmp_path, capsys, seed_weigh
                 [a.buffer[x.start:x.stop] for x in src[layer.name].blobs]
 
 
+def test_weights_out_rewrites_only_the_records_of_converted_layers(tmp_path, capsys, seed_weights):
+    """On a caffemodel as Caffe saves it, a layer the conversion leaves alone
+    keeps its record byte for byte; a converted one gets the new definition."""
+    out, model = tmp_path / "o.prototxt", tmp_path / "os8.caffemodel"
+    code, _ = cli(capsys, EXAMPLE, "-o", out, "--weights", seed_weights, "--weights-out", model)
+    assert code == 0
+    before = text_format.Merge(EXAMPLE.read_text(), caffe_pb2.NetParameter()).layer
+    after = {l.name: l for l in text_format.Merge(out.read_text(), caffe_pb2.NetParameter()).layer}
+    changed = {l.name for l in before if l != after[l.name]}
+    with caffemodel.Weights(str(seed_weights)) as a, caffemodel.Weights(str(model)) as b:
+        stored = a.by_name()
+        same = {l.name for l in b.layers
+                if b.buffer[l.head:l.stop] == a.buffer[stored[l.name].head:stored[l.name].stop]}
+    assert same == {l.name for l in before} - changed
+    assert {"conv4_1_3x3", "conv4_2_3x3"} <= changed and len(changed) < len(before) / 4
+
+
 def wrong_weights(tmp_path, drop=None, reshape=None):
     """The seed example's random weights with one layer dropped or reshaped."""
     source = tmp_path / "src.caffemodel"
