@@ -8,8 +8,6 @@ on any mismatch, so this check says so first, by layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .analysis.params import ParamShapes, param_shapes
 from .analysis.shapes import fmt_shape, infer_shapes
 from .convert import Loaded, Result
@@ -18,12 +16,17 @@ from .files import same_file
 from .formats import caffemodel, netspec
 
 
-@dataclass
 class WeightsReport:
-    matched: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    mismatched: list[tuple[str, str]] = field(default_factory=list)    # (layer, what)
-    unused: list[str] = field(default_factory=list)                     # in the file, not the net
+    """Layers whose blobs match, are missing, or do not fit (layer, what);
+    `unused`: layers with blobs in the file that the net does not have."""
+
+    __slots__ = ("matched", "missing", "mismatched", "unused")
+
+    def __init__(self) -> None:
+        self.matched: list[str] = []
+        self.missing: list[str] = []
+        self.mismatched: list[tuple[str, str]] = []
+        self.unused: list[str] = []
 
     def line(self) -> str:
         return (f"weights: {len(self.matched)} layers match, {len(self.missing)} missing, "
@@ -134,19 +137,32 @@ def for_converted(result: Result, out_name: str, weights_path: str, weights_out:
 def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=None) -> ParamShapes:
     """Random weights for every layer with parameters: variance-scaled
     convolutions and inner products, BatchNorm statistics that keep activations
-    finite, scales near 1. Returns the layers written, with their blob shapes."""
+    finite, scales near 1. Returns the layers written, with their blob shapes.
+
+    The file is what Caffe's net.save writes: a record for every layer (once
+    per name), holding its whole definition and phase, with its blobs. Layers
+    without parameters get their record too, as in Caffe's files: they cost a
+    few bytes, and a converted caffemodel rewrites exactly these records (a
+    pooling's stride) the way it would in a user's file."""
     import numpy as np                      # here: checking weights does not need it
     rng = np.random.default_rng(seed)
     expected = expected_params(loaded, input_shape)
-    specs = {s.name: s for s in netspec.read_layers(loaded.net)}
-    unknown = [s.name for s in specs.values() if _has_params(s) and s.name not in expected]
+    specs = netspec.read_layers(loaded.net)
+    unknown = [s.name for s in specs if _has_params(s) and s.name not in expected]
     if unknown:
         raise AtrousError("cannot size the parameters of this layer (its input size is unknown); "
                           "give --input-shape", layer=unknown[0])
+    written: set[str] = set()
     with caffemodel.Writer(out_path, netspec.net_name(loaded.net)) as w:
-        for name, shapes in expected.items():
-            spec = specs[name]
-            w.add(name, spec.type, [caffemodel.encode_blob(a) for a in _init(spec, shapes, rng)])
+        for layer, spec in zip(loaded.net.layer, specs):
+            if spec.name in written:        # e.g. a TRAIN and a TEST data layer
+                continue
+            written.add(spec.name)
+            shapes = expected.get(spec.name, [])
+            blobs = [caffemodel.encode_blob(a) for a in _init(spec, shapes, rng)] if shapes else []
+            # a net loaded for inference saves its layers with phase TEST; one
+            # that runs only in training comes from the training net
+            w.add_layer(layer, blobs, "TEST" if "TEST" in spec.phases else "TRAIN")
     return expected
 
 

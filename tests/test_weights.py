@@ -4,13 +4,17 @@ import re
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
 
 from caffe_atrous.cli import main
 from caffe_atrous.convert import load_text
 from caffe_atrous.formats import caffemodel
+from caffe_atrous.formats.schema import builtin
 from caffe_atrous.weights import expected_params
 
 from conftest import EXAMPLE, conv, net
+
+caffe_pb2 = builtin()
 
 
 @pytest.fixture
@@ -29,11 +33,31 @@ def cli(capsys, *args):
 def test_init_weights_match_the_networks_parameter_shapes(seed_weights):
     expected = expected_params(load_text(EXAMPLE.read_text(), "ex"))
     with caffemodel.Weights(str(seed_weights)) as w:
-        stored = {l.name: [b.shape for b in l.blobs] for l in w.layers}
+        stored = {l.name: [b.shape for b in l.blobs] for l in w.layers if l.blobs}
         assert stored == expected and len(stored) == 61
         bn = w.by_name()["conv1_bn"].blobs
         assert (bn[1].array() > 0).all() and bn[2].array().tolist() == [1.0]   # positive variance
         assert stored["fc10"] == [(10, 128), (10,)]
+
+
+def test_init_weights_writes_records_as_caffe_saves_them(seed_weights):
+    """Net::ToProto: every layer, its whole definition with the phase the net ran
+    in, serialized in field-number order (blobs, 7, before phase, 10, and the
+    parameters, 100 and up)."""
+    net_ = text_format.Merge(EXAMPLE.read_text(), caffe_pb2.NetParameter())
+    saved = caffe_pb2.NetParameter.FromString(seed_weights.read_bytes())
+    assert [l.name for l in saved.layer] == [l.name for l in net_.layer]
+    for layer, record in zip(net_.layer, saved.layer):
+        definition = caffe_pb2.LayerParameter()
+        definition.CopyFrom(record)
+        definition.ClearField("blobs")
+        layer.phase = 1                                  # TEST
+        assert definition == layer, layer.name
+    assert saved.SerializeToString() == seed_weights.read_bytes()     # protobuf's order
+    with caffemodel.Weights(str(seed_weights)) as w:
+        conv1 = w.by_name()["conv1"]
+        assert [f.number for f in conv1.fields] == [1, 2, 3, 4, 7, 10, 106]
+        assert not w.by_name()["conv1_relu"].blobs
 
 
 def test_init_weights_is_deterministic_per_seed(tmp_path):
@@ -55,10 +79,28 @@ def test_weights_out_keeps_every_blob_byte_for_byte(tmp_path, capsys, seed_weigh
     assert code == 0
     with caffemodel.Weights(str(seed_weights)) as a, caffemodel.Weights(str(out)) as b:
         src = a.by_name()
-        assert [l.name for l in b.layers] == [l.name for l in a.layers if l.name not in ("fc10",)]
+        names = [l.name for l in a.layers]
+        assert [l.name for l in b.layers] == names[: names.index("conv5_1/relu") + 1]
         for layer in b.layers:
             assert [b.buffer[x.start:x.stop] for x in layer.blobs] == \
                 [a.buffer[x.start:x.stop] for x in src[layer.name].blobs]
+
+
+def test_weights_out_rewrites_only_the_records_of_converted_layers(tmp_path, capsys, seed_weights):
+    """On a caffemodel as Caffe saves it, a layer the conversion leaves alone
+    keeps its record byte for byte; a converted one gets the new definition."""
+    out, model = tmp_path / "o.prototxt", tmp_path / "os8.caffemodel"
+    code, _ = cli(capsys, EXAMPLE, "-o", out, "--weights", seed_weights, "--weights-out", model)
+    assert code == 0
+    before = text_format.Merge(EXAMPLE.read_text(), caffe_pb2.NetParameter()).layer
+    after = {l.name: l for l in text_format.Merge(out.read_text(), caffe_pb2.NetParameter()).layer}
+    changed = {l.name for l in before if l != after[l.name]}
+    with caffemodel.Weights(str(seed_weights)) as a, caffemodel.Weights(str(model)) as b:
+        stored = a.by_name()
+        same = {l.name for l in b.layers
+                if b.buffer[l.head:l.stop] == a.buffer[stored[l.name].head:stored[l.name].stop]}
+    assert same == {l.name for l in before} - changed
+    assert {"conv4_1_3x3", "conv4_2_3x3"} <= changed and len(changed) < len(before) / 4
 
 
 def wrong_weights(tmp_path, drop=None, reshape=None):

@@ -3,7 +3,9 @@ definition with its blobs, V2 and V1), and the hook that changes a layer's
 kind and its blob shapes."""
 
 import errno
+import fcntl
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from google.protobuf import text_format
 from caffe_atrous.cli import main
 from caffe_atrous.convert import load_text
 from caffe_atrous.errors import AtrousError
-from caffe_atrous.formats import caffemodel
+from caffe_atrous.formats import caffemodel, pieces, weights_out
 from caffe_atrous.formats.schema import builtin
 from caffe_atrous.formats.weights_out import write_converted
 from caffe_atrous.formats.wire import encode_field
@@ -212,18 +214,126 @@ def test_a_name_in_two_phases_is_written_once(tmp_path):
         assert [l.name for l in w.layers] == ["data", "c1"]
 
 
-@pytest.mark.parametrize("how", ["refused", "missing"])
-def test_without_kernel_copies_the_output_is_the_same(tmp_path, monkeypatch, how):
+def planned(tmp_path):
+    """NET saved as Caffe saves it, the converted net (output stride 2), and
+    the output file to write."""
     (tmp_path / "n.prototxt").write_text(NET)
     caffe_saved(NET, tmp_path / "n.caffemodel")
-    _, fast = run(tmp_path, tmp_path / "n.prototxt", tmp_path / "n.caffemodel", "--output-stride", "2")
-    expected = fast.read_bytes()
-    fast.unlink()
-    if how == "missing":
-        monkeypatch.delattr(os, "copy_file_range")
-    else:
-        def refuse(*args):
-            raise OSError(errno.EXDEV, "cross-device")
-        monkeypatch.setattr(os, "copy_file_range", refuse)
-    _, slow = run(tmp_path, tmp_path / "n.prototxt", tmp_path / "n.caffemodel", "--output-stride", "2")
-    assert slow.read_bytes() == expected
+    out, _ = run(tmp_path, tmp_path / "n.prototxt", tmp_path / "n.caffemodel",
+                 "--output-stride", "2")
+    converted = text_format.Merge(out.read_text(), caffe_pb2.NetParameter())
+    folder = tmp_path / "written"
+    folder.mkdir()
+    return tmp_path / "n.caffemodel", converted, folder / "out.caffemodel"
+
+
+@pytest.mark.parametrize("size,ring", [(1, 1), (7, 2), (4099, 4), (1 << 20, 4)])
+@pytest.mark.parametrize("preadv", [True, False])
+def test_buffered_output_is_the_planned_bytes(tmp_path, monkeypatch, size, ring, preadv):
+    """Buffers of any size, spans that cross them at offsets other than the input's,
+    and the copy from the map where there is no preadv: the same bytes."""
+    source, converted, out = planned(tmp_path)
+    monkeypatch.setattr(pieces, "_BUFFER", size)
+    monkeypatch.setattr(pieces, "_RING", ring)
+    if not preadv:
+        monkeypatch.delattr(os, "preadv")
+    with caffemodel.Weights(str(source)) as w:
+        plan, count = weights_out.plan_output(converted, w)
+        data = bytes(w.buffer)
+        assert write_converted(converted, w, str(out)) == count == 7
+    expected, shifted = b"", []
+    for p in plan:
+        if isinstance(p, tuple):
+            shifted.append(p[0] - len(expected))
+        expected += p if isinstance(p, bytes) else data[p[0]:p[1]]
+    assert out.read_bytes() == expected
+    assert any(isinstance(p, bytes) for p in plan) and len(set(shifted)) > 2
+
+
+def reader_alive() -> bool:
+    return any(t.name == "caffe_atrous pieces reader" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("failure,message", [
+    ("error", r"n.caffemodel: cannot read: Input/output error"),
+    ("shorter", r"n.caffemodel: the file got shorter while it was read; try again"),
+])
+def test_a_failing_read_leaves_no_file(tmp_path, monkeypatch, failure, message):
+    source, converted, out = planned(tmp_path)
+    monkeypatch.setattr(pieces, "_BUFFER", 64)
+    real, calls = os.preadv, []
+
+    def preadv(fd, buffers, offset):
+        calls.append(offset)
+        if len(calls) == 5:
+            if failure == "shorter":
+                return 0
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(fd, buffers, offset)
+    monkeypatch.setattr(os, "preadv", preadv)
+    with caffemodel.Weights(str(source)) as w:
+        with pytest.raises(AtrousError, match=message):
+            write_converted(converted, w, str(out))
+    assert len(calls) == 5 and os.listdir(out.parent) == [] and not reader_alive()
+
+
+def test_a_failing_write_stops_the_reader_and_leaves_no_file(tmp_path, monkeypatch):
+    source, converted, out = planned(tmp_path)
+    monkeypatch.setattr(pieces, "_BUFFER", 64)
+    monkeypatch.setattr(pieces, "_RING", 2)
+    real, calls = pieces._write_all, []
+
+    def write_all(fd, data):
+        calls.append(len(data))
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd, data)
+    monkeypatch.setattr(pieces, "_write_all", write_all)
+    with caffemodel.Weights(str(source)) as w:
+        with pytest.raises(AtrousError, match=r"out.caffemodel: cannot write: No space left"):
+            write_converted(converted, w, str(out))
+    assert len(calls) == 3 and os.listdir(out.parent) == [] and not reader_alive()
+
+
+@pytest.mark.parametrize("error", [None, errno.EOPNOTSUPP, errno.EBADF, errno.ENOSPC])
+def test_blocks_are_reserved_where_the_file_system_can(tmp_path, monkeypatch, error):
+    """The output's blocks are allocated first, with the file open for appending
+    (so glibc does not write a byte per block where the file system cannot);
+    not being able to is no error, a disk without the space is."""
+    source, converted, out = planned(tmp_path)
+    with caffemodel.Weights(str(source)) as w:
+        expected = sum(pieces.size(p) for p in weights_out.plan_output(converted, w)[0])
+    asked = []
+
+    def fallocate(fd, offset, length):
+        asked.append((offset, length, bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)))
+        if error:
+            raise OSError(error, os.strerror(error))
+    monkeypatch.setattr(os, "posix_fallocate", fallocate)
+    with caffemodel.Weights(str(source)) as w:
+        if error == errno.ENOSPC:
+            with pytest.raises(AtrousError, match="cannot write: No space left on device"):
+                write_converted(converted, w, str(out))
+            assert os.listdir(out.parent) == []
+        else:
+            write_converted(converted, w, str(out))
+            assert out.stat().st_size == expected
+    assert asked == [(0, expected, True)]
+
+
+def test_a_record_whose_definition_is_stored_twice_is_rewritten(tmp_path):
+    """A record is copied as it is only when it holds each definition field once,
+    with the converted bytes: here `type` is there twice, so it is written once."""
+    path = tmp_path / "twice.caffemodel"
+    fc = hand_made_fc(path).layer[0]
+    fc.type = "Convolution"
+    fc.ClearField("inner_product_param")
+    fc.convolution_param.num_output = 4
+    fc.convolution_param.kernel_size.append(2)
+    record = fc.SerializeToString() + encode_field(2, b"Convolution")
+    path.write_bytes(encode_field(100, record))
+    with caffemodel.Weights(str(path)) as w:
+        write_converted(as_convolution(), w, str(tmp_path / "out.caffemodel"))
+    ((_, fields),) = records(tmp_path / "out.caffemodel").values()
+    assert fields.count(encode_field(2, b"Convolution")) == 1
+    assert parse(tmp_path / "out.caffemodel")["fc"].type == "Convolution"

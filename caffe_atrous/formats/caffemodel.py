@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import mmap
 import os
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..atomic import atomic_file
@@ -31,13 +30,15 @@ _ITEMSIZE = {"<f4": 4, "<f8": 8}
 
 # ---------------------------------------------------------------- reading --
 
-@dataclass
 class Blob:
-    shape: tuple[int, ...]
-    raw: memoryview | bytes | None      # little-endian values (float32 or float64)
-    dtype: str = "<f4"
-    start: int = 0                      # the BlobProto message as stored: file[start:stop]
-    stop: int = 0
+    """One stored BlobProto: its shape and values (little-endian float32 or
+    float64, still in the mapped file), and where it lies: file[start:stop]."""
+
+    __slots__ = ("shape", "raw", "dtype", "start", "stop")
+
+    def __init__(self, shape: tuple[int, ...], raw: memoryview | bytes | None,
+                 dtype: str = "<f4", start: int = 0, stop: int = 0):
+        self.shape, self.raw, self.dtype, self.start, self.stop = shape, raw, dtype, start, stop
 
     def array(self):
         import numpy as np
@@ -58,56 +59,62 @@ class Blob:
         return 0 if self.raw is None else len(self.raw) // _ITEMSIZE[self.dtype]
 
 
-def _dims(buf, f: Field) -> list[int]:
-    """The `dim` values of a BlobShape field, packed or one per field."""
-    dims = []
-    for d in walk(buf, f.data, f.stop):
-        if d.number == 1 and d.wire == 0:
-            dims.append(d.value)
-        elif d.number == 1 and d.wire == 2:
-            dims.extend(packed_varints(buf, d.data, d.stop))
-    return [signed(d) for d in dims]
+def _dims(buf, start: int, stop: int) -> tuple[int, ...]:
+    """The `dim` values of a BlobShape message, packed or one per field."""
+    dims: list[int] = []
+    for number, wire, _, data, end, value in walk(buf, start, stop):
+        if number == 1 and wire == 0:
+            dims.append(value)
+        elif number == 1 and wire == 2:
+            dims.extend(packed_varints(buf, data, end))
+    return tuple(signed(d) for d in dims)
 
 
 def _blob(buf, start: int, stop: int) -> Blob:
     """Caffe's Blob::FromProto: the legacy 4-D shape if any of it is present,
     else `shape`; double_data if present, else data."""
-    legacy: list[int | None] = [None] * 4
+    legacy: list[int | None] | None = None
     shape: tuple[int, ...] | None = None
-    parts: dict[str, list[tuple[int, int]]] = {"<f4": [], "<f8": []}
-    for f in walk(buf, start, stop):
-        if f.number in (1, 2, 3, 4) and f.wire == 0:
-            legacy[f.number - 1] = signed(f.value)
-        elif f.number == 7 and f.wire == 2:
-            shape = tuple(_dims(buf, f))
-        elif (f.number, f.wire) in ((5, 2), (5, 5)):       # packed, or one float per field
-            parts["<f4"].append((f.data, f.stop))
-        elif (f.number, f.wire) in ((8, 2), (8, 1)):
-            parts["<f8"].append((f.data, f.stop))
-    dtype = "<f8" if parts["<f8"] else "<f4"
-    spans = parts[dtype]
+    floats: list[tuple[int, int]] = []
+    doubles: list[tuple[int, int]] = []
+    for number, wire, _, data, end, value in walk(buf, start, stop):
+        if number == 5 and wire in (2, 5):                # packed, or one float per field
+            floats.append((data, end))
+        elif number == 7 and wire == 2:
+            shape = _dims(buf, data, end)
+        elif number in (1, 2, 3, 4) and wire == 0:
+            legacy = legacy or [None] * 4
+            legacy[number - 1] = signed(value)
+        elif number == 8 and wire in (1, 2):
+            doubles.append((data, end))
+    dtype, spans = ("<f8", doubles) if doubles else ("<f4", floats)
     raw = None
     if len(spans) == 1:
         raw = memoryview(buf)[spans[0][0]:spans[0][1]]
     elif spans:
         raw = b"".join(buf[a:b] for a, b in spans)
-    if any(d is not None for d in legacy):
+    if legacy is not None:
         shape = tuple(d or 0 for d in legacy)
     elif shape is None:
         shape = (len(raw) // _ITEMSIZE[dtype],) if raw is not None else (0,)
     return Blob(shape, raw, dtype, start, stop)
 
 
-@dataclass
 class Layer:
-    name: str
-    type: str
-    blobs: list[Blob] = field(default_factory=list)
-    legacy: bool = False                 # a V1 (`layers`) record
-    head: int = 0                        # the record with its key: file[head:stop]
-    start: int = 0                       # its message: file[start:stop]
-    stop: int = 0
-    fields: list[Field] = field(default_factory=list)
+    """One stored layer record: name, type, blobs, and where it lies: the
+    record with its key is file[head:stop], its message file[start:stop],
+    made of `fields`. `legacy`: a V1 (`layers`) record."""
+
+    __slots__ = ("name", "type", "blobs", "legacy", "head", "start", "stop", "fields")
+
+    def __init__(self, name: str, type: str, blobs: list[Blob] | None = None,
+                 legacy: bool = False, head: int = 0, start: int = 0, stop: int = 0,
+                 fields: list[Field] | None = None):
+        self.name, self.type, self.blobs, self.legacy = name, type, blobs or [], legacy
+        self.head, self.start, self.stop, self.fields = head, start, stop, fields or []
+
+    def __repr__(self) -> str:
+        return f"Layer({self.name!r}, {self.type!r}, {len(self.blobs)} blobs)"
 
 
 class _Kind(NamedTuple):
@@ -134,20 +141,21 @@ def _v1_type(number: int) -> str:
 
 
 def _text(buf, f: Field) -> str:
-    return bytes(buf[f.data:f.stop]).decode("utf-8", "replace")
+    return str(buf[f.data:f.stop], "utf-8", "replace")
 
 
 def _layer(buf, record: Field, kind: _Kind) -> Layer:
     layer = Layer("", "", legacy=kind is _V1, head=record.start, start=record.data,
                   stop=record.stop, fields=walk(buf, record.data, record.stop))
     for f in layer.fields:
-        if f.number == kind.name and f.wire == 2:
+        number, wire, _, data, end, value = f
+        if number == kind.name and wire == 2:
             layer.name = _text(buf, f)
-        elif f.number == kind.type:
-            layer.type = _v1_type(f.value) if f.wire == 0 else _text(buf, f)
-        elif f.number == kind.blobs and f.wire == 2:
-            layer.blobs.append(_blob(buf, f.data, f.stop))
-        elif f.number == kind.inner and f.wire == 2:
+        elif number == kind.type:
+            layer.type = _v1_type(value) if wire == 0 else _text(buf, f)
+        elif number == kind.blobs and wire == 2:
+            layer.blobs.append(_blob(buf, data, end))
+        elif number == kind.inner and wire == 2:
             inner = _layer(buf, f, _V0)
             layer.name = layer.name or inner.name
             layer.type = layer.type or inner.type
@@ -248,10 +256,11 @@ def encode_shape(shape) -> bytes:
 
 
 def encode_blob(array) -> list[bytes]:
-    """BlobProto pieces for a float32 array: shape (7), then packed data (5)."""
+    """BlobProto pieces for a float32 array as Caffe's Blob::ToProto writes
+    them (fields in number order): packed data (5), then the shape (7)."""
     import numpy as np
     data = np.ascontiguousarray(array, dtype="<f4").tobytes()
-    return [encode_shape(array.shape), field_head(5, len(data)), data]
+    return [field_head(5, len(data)), data, encode_shape(array.shape)]
 
 
 class Writer:
@@ -279,6 +288,27 @@ class Writer:
         self._fh.write(field_head(100, sum(len(p) for p in pieces)))
         for p in pieces:
             self._fh.write(p)
+
+    def add_layer(self, layer, blobs: list[list[bytes]], phase: str) -> None:
+        """A V2 record as Caffe's Net::ToProto writes it: the whole definition
+        of `layer` (a LayerParameter of the net's schema), with `phase` unless it
+        has its own, as Net::Init sets it; fields in number order, so the blobs
+        (field 7, the pieces of encode_blob) go before `include` (8), `phase`
+        (10) and the layer's parameters (100 and up)."""
+        definition = type(layer)()
+        definition.CopyFrom(layer)
+        definition.ClearField("blobs")
+        if not definition.HasField("phase"):
+            enum = definition.DESCRIPTOR.fields_by_name["phase"].enum_type
+            definition.phase = enum.values_by_name[phase].number
+        data = definition.SerializeToString()      # in field-number order, as Caffe's
+        cut = next((f.start for f in walk(data, 0, len(data)) if f.number > 7), len(data))
+        pieces = [data[:cut]]
+        for parts in blobs:
+            pieces.append(field_head(7, sum(len(p) for p in parts)))
+            pieces.extend(parts)
+        pieces.append(data[cut:])
+        self.add_record(pieces)
 
     def add(self, name: str, type_: str, blobs: list[list[bytes]], header: bytes = b"") -> None:
         """blobs: the pieces of encode_blob, one list per blob.

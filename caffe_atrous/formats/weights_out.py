@@ -3,9 +3,7 @@
 The output is planned as a list of pieces, each either new bytes or a span of
 the input file, and most of it is spans: a record the conversion does not
 touch is one span, and a blob is always a span (with a new shape, its data
-still is). The spans are copied by the kernel (copy_file_range) where it can,
-else written straight from the mapped file, so the output costs about what a
-copy of the file costs.
+still is). pieces.py writes them at about the speed of cp.
 
 Per stored record, the converted network decides the layer's definition (its
 type and the parameters of the kinds a conversion rewrites); every other
@@ -14,16 +12,13 @@ field, fork parameters included, passes through byte for byte.
 
 from __future__ import annotations
 
-import errno
-import os
 from collections.abc import Mapping, Sequence
 
 from ..atomic import atomic_file
 from ..errors import AtrousError
 from .caffemodel import Blob, Layer, Weights, encode_blob, encode_shape
+from .pieces import coalesce, size, write_pieces
 from .wire import encode_field, field_head, walk
-
-# The output is a list of pieces: bytes, or (start, stop) for file[start:stop] of the input.
 
 # LayerParameter fields a conversion may change: the type string, and the
 # parameters of the kinds it rewrites. Their numbers come from the net's own
@@ -51,8 +46,20 @@ def write_converted(net, weights: Weights, out_path: str, reshape: Reshape | Non
     from `net`, a stored V1 record as `net`'s definition and the blobs. Stored
     records of layers `net` lacks are left out. Blob shapes change only where `reshape`
     says, values only where `replace` does. Returns the number of records written."""
-    stored = weights.by_name()
+    pieces, written = plan_output(net, weights, reshape, replace)
+    with atomic_file(out_path) as fh:
+        write_pieces(fh, pieces, weights)
+    return written
+
+
+def plan_output(net, weights: Weights, reshape: Reshape | None = None,
+                replace: Replace | None = None) -> tuple[list, int]:
+    """What write_converted writes, as pieces: bytes, or (start, stop) for
+    file[start:stop] of `weights`; and the number of records."""
+    stored, buf = weights.by_name(), weights.buffer
     reshape, replace = reshape or {}, replace or {}
+    numbers = _definition_numbers(net)
+    replaced = set(numbers.values())
     pieces: list = [encode_field(1, net.name.encode("utf-8"))] if net.name else []
     written: set[str] = set()
     for layer in net.layer:
@@ -60,55 +67,59 @@ def write_converted(net, weights: Weights, out_path: str, reshape: Reshape | Non
         if source is None or layer.name in written:   # e.g. a TRAIN and a TEST data layer
             continue
         written.add(layer.name)
+        definition = _definition(layer, numbers)
+        same_blobs = layer.name not in replace and not reshape.get(layer.name)
+        if same_blobs and not source.legacy and _same_definition(source, definition, replaced, buf):
+            pieces.append((source.head, source.stop))     # the record exactly as stored
+            continue
         if layer.name in replace:
             blobs = [encode_blob(a) for a in replace[layer.name]]
             if len(blobs) != len(source.blobs):
                 raise AtrousError(f"{len(blobs)} new blobs for {len(source.blobs)} stored ones",
                                   layer=layer.name)
         else:
-            blobs = _blob_bodies(source, reshape.get(layer.name), weights.buffer)
+            blobs = _blob_bodies(source, reshape.get(layer.name), buf)
         if source.legacy:
             body = _from_v1(layer, blobs)
         else:
-            body = _from_v2(layer, source, blobs, weights.buffer)
-        if body == [(source.start, source.stop)]:
-            pieces.append((source.head, source.stop))     # the record exactly as stored
-        else:
-            pieces.append(field_head(_V2_LAYER, sum(_size(p) for p in body)))
-            pieces.extend(body)
-    with atomic_file(out_path) as fh:
-        _emit(fh, weights, _coalesce(pieces))
-    return len(written)
+            body = _from_v2(source, definition, replaced, blobs, buf)
+        pieces.append(field_head(_V2_LAYER, sum(size(p) for p in body)))
+        pieces.extend(body)
+    return coalesce(pieces), len(written)
 
 
-def _size(piece) -> int:
-    return piece[1] - piece[0] if isinstance(piece, tuple) else len(piece)
+def _definition_numbers(net) -> dict[str, int]:
+    """The definition fields the net's schema has: name -> number."""
+    fields = net.DESCRIPTOR.fields_by_name["layer"].message_type.fields_by_name
+    return {name: fields[name].number for name in _DEFINITION if name in fields}
 
 
-def _definition_numbers(layer) -> set[int]:
-    fields = layer.DESCRIPTOR.fields_by_name
-    return {fields[name].number for name in _DEFINITION if name in fields}
-
-
-def _definition(layer) -> dict[int, bytes]:
+def _definition(layer, numbers: dict[str, int]) -> dict[int, bytes]:
     """The definition fields of the converted layer, encoded, by number."""
     out = {}
-    for name in _DEFINITION:
-        fd = layer.DESCRIPTOR.fields_by_name.get(name)
-        if fd is None or not layer.HasField(name):
-            continue
-        value = getattr(layer, name)
-        payload = value.encode("utf-8") if name == "type" else value.SerializeToString()
-        out[fd.number] = encode_field(fd.number, payload)
+    for name, number in numbers.items():
+        if layer.HasField(name):
+            value = getattr(layer, name)
+            payload = value.encode("utf-8") if name == "type" else value.SerializeToString()
+            out[number] = encode_field(number, payload)
     return out
 
 
-def _from_v2(layer, source: Layer, blobs: list[list], buf) -> list:
-    """The stored record's fields in their order, with the definition from
-    `layer`: a stored definition field is replaced (kept as a span when its
+def _same_definition(source: Layer, definition: dict[int, bytes], replaced: set[int],
+                     buf) -> bool:
+    """Does the stored record hold exactly these definition fields, once each
+    (and no other field of a number in `replaced`)?"""
+    found = [(f.number, buf[f.start:f.stop]) for f in source.fields if f.number in replaced]
+    return len(found) == len(definition) and dict(found) == definition
+
+
+def _from_v2(source: Layer, definition: dict[int, bytes], replaced: set[int],
+             blobs: list[list], buf) -> list:
+    """The stored record's fields in their order, with the converted layer's
+    `definition`: a stored definition field is replaced (kept as a span when its
     bytes are the same) or dropped; a new one goes before the first stored
     field with a larger number. Blob fields get the bodies `blobs`."""
-    pending, replaced = _definition(layer), _definition_numbers(layer)
+    pending = dict(definition)
     stored = {f.number for f in source.fields}
     blob_bodies = iter(blobs)
     body: list = []
@@ -125,7 +136,7 @@ def _from_v2(layer, source: Layer, blobs: list[list], buf) -> list:
         else:
             body.append((f.start, f.stop))
     body.extend(pending[n] for n in sorted(pending))
-    return _coalesce(body)
+    return coalesce(body)
 
 
 def _from_v1(layer, blobs: list[list]) -> list:
@@ -140,7 +151,7 @@ def _from_v1(layer, blobs: list[list]) -> list:
 
 
 def _blob_field(body: list) -> list:
-    return [field_head(_V2_BLOBS, sum(_size(p) for p in body))] + body
+    return [field_head(_V2_BLOBS, sum(size(p) for p in body))] + body
 
 
 def _blob_bodies(source: Layer, shapes, buf) -> list[list]:
@@ -156,10 +167,10 @@ def _blob_bodies(source: Layer, shapes, buf) -> list[list]:
 
 def _reshaped(source: Layer, index: int, blob: Blob, shape, buf) -> list:
     """A stored BlobProto with a new `shape` and the same values (and other fields)."""
-    size = 1
+    values = 1
     for d in shape:
-        size *= d
-    if size != blob.count:
+        values *= d
+    if values != blob.count:
         raise AtrousError(f"blob {index} holds {blob.count} values, which cannot take the shape "
                           f"{'x'.join(map(str, shape))}", layer=source.name)
     body: list = []
@@ -174,48 +185,3 @@ def _reshaped(source: Layer, index: int, blob: Blob, shape, buf) -> list:
     if new:
         body.insert(0, new)
     return body
-
-
-def _coalesce(pieces: list) -> list:
-    """Merge neighbouring spans and neighbouring byte strings."""
-    out: list = []
-    for p in pieces:
-        if out and isinstance(p, tuple) and isinstance(out[-1], tuple) and out[-1][1] == p[0]:
-            out[-1] = (out[-1][0], p[1])
-        elif out and isinstance(p, bytes) and isinstance(out[-1], bytes):
-            out[-1] += p
-        elif _size(p):
-            out.append(p)
-    return out
-
-
-def _emit(fh, weights: Weights, pieces: list) -> None:
-    """Write the pieces: bytes as they are, spans copied from the input file."""
-    fh.flush()
-    dst, src = fh.fileno(), weights.fileno()
-    kernel_copy = hasattr(os, "copy_file_range")
-    for p in pieces:
-        if isinstance(p, bytes):
-            _write_all(dst, p)
-            continue
-        start, stop = p
-        while kernel_copy and start < stop:
-            try:
-                n = os.copy_file_range(src, dst, stop - start, start)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                    raise
-                kernel_copy = False              # not across these file systems: copy by hand
-                break
-            if n == 0:
-                raise AtrousError("the file got shorter while it was read; try again",
-                                  file=weights.path)
-            start += n
-        if start < stop:
-            _write_all(dst, memoryview(weights.buffer)[start:stop])
-
-
-def _write_all(fd: int, data) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
