@@ -61,8 +61,8 @@ class Edits:
         return {name: getattr(self, name) for name in Edits.FIELDS}
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__ + Edits.FIELDS
-                          if hasattr(self, n))
+        names = dict.fromkeys(type(self).__slots__ + Edits.FIELDS)
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
         return f"{type(self).__name__}({shown})"
 
 
