@@ -46,9 +46,9 @@ class Loaded:
             raise exc.located(self.path) from None
         return build_graphs(self.specs(), inputs, self.path, input_shape)
 
-    def graph(self):
+    def graph(self, input_shape: tuple[int, ...] | None = None):
         """The TEST-phase graph (what runs when the network is deployed)."""
-        return test_phase(self.graphs())
+        return test_phase(self.graphs(input_shape))
 
 
 class Result(NamedTuple):

@@ -94,9 +94,9 @@ def _stage_of(before: _Side, after: _Side, l0, l1) -> str:
 
 def build(before: Loaded, result: Result, input_shape=None) -> dict[str, Any]:
     """The report as plain data (what --report-json writes)."""
-    b = _analyse(before.graph(), input_shape)
-    a = _analyse(Loaded(result.net, before.path, [], False, schema=before.schema).graph(),
-                 input_shape)
+    b = _analyse(before.graph(input_shape), input_shape)
+    after = Loaded(result.net, before.path, [], False, schema=before.schema)
+    a = _analyse(after.graph(input_shape), input_shape)
     stages: dict[str, _Stage] = {}
     for l0, l1 in zip(b.graph.layers, a.graph.layers):
         key = _stage_of(b, a, l0, l1)

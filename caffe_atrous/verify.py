@@ -238,7 +238,7 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     `schema`: a fork's schema (--proto) for both prototxt files."""
     new_weights = new_weights or weights_path
     orig_l, new_l = _load_pair(orig_path, new_path, [weights_path, new_weights], schema)
-    orig, new = orig_l.graph(), new_l.graph()
+    orig, new = orig_l.graph(input_shape), new_l.graph(input_shape)
     strides0, strides1 = st.cumulative_strides(orig), st.cumulative_strides(new)
     findings = diagnose(orig, new, strides0, strides1)
     factors, head_blobs = _top_factors(orig, new, strides0, strides1)
@@ -253,7 +253,7 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     if writer in netspec.layer_names(orig_l.net):
         orig_l, new_l = truncate(orig_l, writer), truncate(new_l, writer)
     for loaded in (orig_l, new_l):
-        infer_shapes(loaded.graph(), input_shape=input_shape)   # both must size
+        infer_shapes(loaded.graph(input_shape), input_shape=input_shape)   # both must size
     x = np.random.default_rng(seed).standard_normal(input_shape).astype(np.float32)
     runner = runners.get(engine)
     out0, out1 = _run_both(runner, [orig_l, new_l], [weights_path, new_weights], {image.name: x},

@@ -36,7 +36,7 @@ class WeightsReport:
 def expected_params(loaded: Loaded, input_shape=None) -> ParamShapes:
     """Parameter blob shapes of every layer, over all phases."""
     out: ParamShapes = {}
-    for g in loaded.graphs():
+    for g in loaded.graphs(input_shape):
         out.update(param_shapes(g, infer_shapes(g, input_shape=input_shape)))
     return out
 

@@ -231,3 +231,22 @@ def test_a_fixed_size_resize_is_sized_from_input_shape_when_the_file_declares_no
     assert [c.layer.name for c in given.plan.ordered()] == ["c3"]
     assert [str(w) for w in given.plan.warnings] == [str(w) for w in ref.plan.warnings]
     assert (given.plan.stride_before, given.plan.stride_after) == (8, 4)
+
+
+def test_the_report_places_a_fixed_size_resize_as_the_conversion_did():
+    """--report with --input-shape describes the same strides as with a declared size."""
+    from caffe_atrous.convert import convert_loaded
+    from caffe_atrous.report import build
+    from caffe_atrous.rewrite.plan import Options
+    declared = net(conv("c1", "data", s=2), conv("c2", "c1", s=2), conv("c3", "c2", s=2),
+                   layer("back", "Interp", "c3", body="interp_param { height: 33 width: 33 }"),
+                   layer("cat", "Concat", ["c1", "back"]), size=65)
+    bare = declared.replace("input_param { shape { dim: 1 dim: 3 dim: 65 dim: 65 } }", "")
+    reports = []
+    for text, shape in ((declared, None), (bare, (1, 3, 65, 65))):
+        loaded = load_text(text, "t.prototxt")
+        result = convert_loaded(loaded, Options(output_stride=4, input_shape=shape))
+        reports.append(build(loaded, result, shape))
+    stages = [[(s["stage"], s["layers"], s["output_stride"]) for s in r["stages"]]
+              for r in reports]
+    assert stages[0] == stages[1] and len(stages[0]) > 2

@@ -41,7 +41,8 @@ from .shapes import infer_shapes
 
 if TYPE_CHECKING:
     from fractions import Fraction
-Stride = tuple  # (height, width): ints, or Fractions (strides.py)
+    Number = int | Fraction             # a stride: whole, or fractional after a resampler
+Stride = tuple  # (height, width), two Numbers (see strides.py)
 
 SAME_GRID = frozenset({
     # elementwise activations and normalisations

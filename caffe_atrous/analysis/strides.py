@@ -27,11 +27,10 @@ from ..formats.facts import Source
 from ..formats.netspec import LayerSpec
 from ..graph import Blob, Graph
 from ..window import Pair
-from .grids import NON_SPATIAL, Geometry, geometry, is_resampler
+from .grids import NON_SPATIAL, Geometry, Stride, geometry, is_resampler
 
 if TYPE_CHECKING:               # fractions (and decimal) load when a stride is fractional
-    from fractions import Fraction
-Stride = tuple  # (height, width), each an int or a Fraction
+    from .grids import Number
 ONE: Stride = (1, 1)
 
 __all__ = ["NON_SPATIAL", "own_stride", "cumulative_strides", "output_stride",
@@ -157,14 +156,14 @@ def _after(graph: Graph, removals: dict[int, Pair] | None,
                       lambda layer: layer.index in made_global or layer.is_global_pool, original)
 
 
-def output_stride(strides: dict[Blob, Stride | None]) -> Fraction:
+def output_stride(strides: dict[Blob, Stride | None]) -> Number:
     """The largest stride of any spatial blob (see network_output_stride for the
     network's output stride)."""
     values = [max(s) for s in strides.values() if s is not None]
     return max(values) if values else 1
 
 
-def _deepest(graph: Graph, p: _Pass) -> Fraction:
+def _deepest(graph: Graph, p: _Pass) -> Number:
     branch = geometry(graph).branch
     values = [max(_rel(s, p.frames.get(b, ONE))) for b, s in p.strides.items()
               if s is not None and b not in branch]
@@ -173,14 +172,14 @@ def _deepest(graph: Graph, p: _Pass) -> Fraction:
 
 def strides_and_output_stride(graph: Graph, removals: dict[int, Pair] | None = None,
                               made_global: set[int] = frozenset()
-                              ) -> tuple[dict[Blob, Stride | None], Fraction]:
+                              ) -> tuple[dict[Blob, Stride | None], Number]:
     """cumulative_strides and network_output_stride from one walk."""
     p = _after(graph, removals, made_global)
     return p.strides, _deepest(graph, p)
 
 
 def network_output_stride(graph: Graph, removals: dict[int, Pair] | None = None,
-                          made_global: set[int] = frozenset()) -> Fraction:
+                          made_global: set[int] = frozenset()) -> Number:
     """The output stride (module docstring) once the given strides are removed."""
     return _deepest(graph, _after(graph, removals, made_global))
 
@@ -211,7 +210,7 @@ def reachable_output_strides(graph: Graph) -> list[int]:
             if network_output_stride(graph, removals_for_output_stride(graph, n)) == n]
 
 
-def final_strides(graph: Graph, strides: dict[Blob, Stride | None]) -> dict[str, Fraction]:
+def final_strides(graph: Graph, strides: dict[Blob, Stride | None]) -> dict[str, Number]:
     """The strides of the network's spatial outputs (blobs no layer reads)."""
     return {b.name: max(s) for b in graph.blobs
             if not b.consumers and b.producer is not None and (s := strides.get(b)) is not None}
@@ -225,5 +224,5 @@ def removed_factor(before: Stride | None, after: Stride | None) -> Pair | None:
     return f if type(f[0]) is int and type(f[1]) is int else None
 
 
-def fmt_stride(value: Fraction) -> str:
+def fmt_stride(value: Number) -> str:
     return str(value.numerator) if value.denominator == 1 else str(value)

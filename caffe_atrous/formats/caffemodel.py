@@ -263,10 +263,19 @@ def encode_blob(array) -> list[bytes]:
     return [field_head(5, len(data)), data, encode_shape(array.shape)]
 
 
+def without_blobs(layer):
+    """A copy of a LayerParameter without its blobs: the layer's definition."""
+    definition = type(layer)()
+    definition.CopyFrom(layer)
+    definition.ClearField("blobs")
+    return definition
+
+
 class Writer:
-    """Streams a V2 caffemodel, atomically: `add(name, type, blob pieces...)`
-    per layer. Use as a context manager; the file appears only when it ends
-    without an exception."""
+    """Streams a V2 caffemodel, atomically: one record per layer, as Caffe writes it
+    (`add_layer`), or from a name, a type and blobs (`add`, for hand-made files).
+    Use as a context manager; the file appears only when it ends without an
+    exception."""
 
     def __init__(self, path: str, net_name: str = ""):
         self.path = path
@@ -295,9 +304,7 @@ class Writer:
         has its own, as Net::Init sets it; fields in number order, so the blobs
         (field 7, the pieces of encode_blob) go before `include` (8), `phase`
         (10) and the layer's parameters (100 and up)."""
-        definition = type(layer)()
-        definition.CopyFrom(layer)
-        definition.ClearField("blobs")
+        definition = without_blobs(layer)
         if not definition.HasField("phase"):
             enum = definition.DESCRIPTOR.fields_by_name["phase"].enum_type
             definition.phase = enum.values_by_name[phase].number

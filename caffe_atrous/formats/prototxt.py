@@ -8,6 +8,7 @@ starts, so that later errors can point at the layer in the user's file.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from ..errors import AtrousError
@@ -33,8 +34,8 @@ class Source(NamedTuple):
     path: str
     text: str
     legacy: bool = False                 # V1 `layers` file
-    layer_lines: list[int] = []
-    layer_blocks: list[tuple[int, int, int]] = []   # see layer_blocks
+    layer_lines: Sequence[int] = ()
+    layer_blocks: Sequence[tuple[int, int, int]] = ()   # see layer_blocks
 
 
 def layer_blocks(text: str) -> list[tuple[int, int, int]]:

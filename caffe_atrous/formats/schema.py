@@ -78,8 +78,10 @@ def _file_protos(descriptor_set: bytes) -> list[bytes]:
 
 
 def _upb():
-    """(pool type, message class maker) of the upb extension, or None."""
-    if os.environ.get("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "upb") != "upb":
+    """(pool type, message class maker) of the upb extension, or None when protobuf
+    runs on another backend (its own choice: environment, build default, what imports)."""
+    from google.protobuf.internal import api_implementation
+    if api_implementation.Type() != "upb":
         return None
     try:
         from google._upb import _message

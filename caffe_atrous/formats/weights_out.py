@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from ..atomic import atomic_file
 from ..errors import AtrousError
-from .caffemodel import Blob, Layer, Weights, encode_blob, encode_shape
+from .caffemodel import Blob, Layer, Weights, encode_blob, encode_shape, without_blobs
 from .pieces import coalesce, size, write_pieces
 from .wire import encode_field, field_head, walk
 
@@ -141,10 +141,7 @@ def _from_v2(source: Layer, definition: dict[int, bytes], replaced: set[int],
 
 def _from_v1(layer, blobs: list[list]) -> list:
     """A V2 record for a stored V1 record: `layer`'s whole definition, then the blobs."""
-    definition = type(layer)()
-    definition.CopyFrom(layer)
-    definition.ClearField("blobs")
-    body: list = [definition.SerializeToString()]
+    body: list = [without_blobs(layer).SerializeToString()]
     for blob in blobs:
         body.extend(_blob_field(blob))
     return body

@@ -42,4 +42,4 @@ def render(before: Loaded, result: Result, input_shape=None, text: str | None = 
     picture = model.build(before, result, input_shape, text)
     title = os.path.basename(before.path)
     return page.page(title, report, result.warnings, picture, draw.svg(picture),
-                     chart.svg(before, result, report))
+                     chart.svg(before, result, report, input_shape))

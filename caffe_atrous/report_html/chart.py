@@ -28,8 +28,8 @@ class Series:
     field: tuple[list, list]              # receptive field, before, after
 
 
-def series(before: Loaded, result: Result) -> Series:
-    g0, g1 = graphs(before, result)
+def series(before: Loaded, result: Result, input_shape=None) -> Series:
+    g0, g1 = graphs(before, result, input_shape)
     s0, s1 = cumulative_strides(g0), cumulative_strides(g1)
     rf0, rf1 = receptive_fields(g0, s0), receptive_fields(g1, s1)
     out = Series([], ([], []), ([], []))
@@ -81,12 +81,12 @@ def _macs(ax, stages: list[dict[str, Any]]) -> None:
     ax.legend(loc="upper left", fontsize=8, frameon=False)
 
 
-def svg(before: Loaded, result: Result, report: dict[str, Any]) -> str:
+def svg(before: Loaded, result: Result, report: dict[str, Any], input_shape=None) -> str:
     """The chart as an <svg> element."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    data = series(before, result)
+    data = series(before, result, input_shape)
     ticks = [s["first_layer"] for s in report["stages"]]
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "caffe-atrous",
                                 "font.family": "sans-serif"}):

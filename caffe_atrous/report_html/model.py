@@ -52,9 +52,11 @@ class Picture:
     anchor: dict[str, str]                # layer name -> id of the box that shows it
 
 
-def graphs(before: Loaded, result: Result):
-    """The deployed (TEST-phase) graphs before and after; both carry the input's line numbers."""
-    return before.graph(), Loaded(result.net, before.path, before.lines, False).graph()
+def graphs(before: Loaded, result: Result, input_shape=None):
+    """The deployed (TEST-phase) graphs before and after; both carry the input's line numbers
+    (and --input-shape, which places fixed-size resizes as the conversion did)."""
+    after = Loaded(result.net, before.path, before.lines, False)
+    return before.graph(input_shape), after.graph(input_shape)
 
 
 def anchor_id(name: str, kind: str = "layer") -> str:
@@ -139,7 +141,7 @@ def _describe(layer: LayerSpec, change: dict | None, text: str | None) -> list[s
 
 def build(before: Loaded, result: Result, input_shape=None, text: str | None = None) -> Picture:
     """The picture of the converted network (TEST phase), with the original's sizes."""
-    g0, g1 = graphs(before, result)
+    g0, g1 = graphs(before, result, input_shape)
     strides = cumulative_strides(g1)
     sh0, sh1 = _shapes(g0, input_shape), _shapes(g1, input_shape)
     changes = {c["name"]: c for c in layer_changes(result.plan)}

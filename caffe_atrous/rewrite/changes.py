@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from fractions import Fraction
+    from ..analysis.grids import Number
 
 from ..analysis import strides as st
 from ..errors import ConversionWarning
@@ -101,8 +101,8 @@ class Plan:
     is not exact, and the output strides before and after."""
 
     def __init__(self, changes: dict[int, LayerChange], warnings: list[ConversionWarning],
-                 inexact: list[ConversionWarning], stride_before: Fraction,
-                 stride_after: Fraction, final: dict[str, Fraction] | None = None,
+                 inexact: list[ConversionWarning], stride_before: Number,
+                 stride_after: Number, final: dict[str, Number] | None = None,
                  notes: list[str] | None = None):
         self.changes = changes
         self.warnings = warnings

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from fractions import Fraction
+    from ..analysis.grids import Number
 
 from ..analysis import grids
 from ..analysis import strides as st
@@ -33,12 +33,12 @@ class PhasePlan(NamedTuple):
     changes: dict[int, LayerChange]
     warnings: list[ConversionWarning]
     inexact: list[ConversionWarning]
-    stride_before: Fraction
-    stride_after: Fraction
-    final: dict[str, Fraction]
+    stride_before: Number
+    stride_after: Number
+    final: dict[str, Number]
 
 
-def _facts(g: Graph, opts: Options) -> tuple[rules.Facts, Fraction, Fraction]:
+def _facts(g: Graph, opts: Options) -> tuple[rules.Facts, Number, Number]:
     """Strides before and after the removals, original shapes, heads made global;
     and the output strides before and after."""
     if opts.from_layer is not None:
