@@ -176,7 +176,10 @@ def test_weights_follow_a_decimated_head(tmp_path, capsys):
     with caffemodel.Weights(str(w)) as a, caffemodel.Weights(str(wout)) as b:
         old = {l.name: [x.array() for x in l.blobs] for l in a.layers}
         new = {l.name: [x.array() for x in l.blobs] for l in b.layers}
-        assert [l.type for l in b.layers if l.blobs] == ["Convolution"] * 5
+        assert [(l.name, l.type) for l in b.layers] == [
+            ("data", "Input"), ("c", "Convolution"), ("c2", "Convolution"),
+            ("fc6", "Convolution"), ("relu", "ReLU"), ("fc7", "Convolution"),
+            ("fc8", "Convolution")]
     assert np.array_equal(new["c"][0], old["c"][0])
     fc6 = old["fc6"][0].reshape(8, 4, 5, 5)                       # a 5x5 map of 4 channels
     assert np.array_equal(new["fc6"][0], fc6[::2, :, ::2, ::2])   # 3x3 taps, 4 of 8 outputs
