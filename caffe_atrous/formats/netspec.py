@@ -131,17 +131,17 @@ def read_layers(net, lines: list[int] | None = None, path: str | None = None) ->
     if getattr(net, "layers", None):
         raise AtrousError("internal: V1 layers must be upgraded before reading")
     specs = []
+    state = net.state
     for i, layer in enumerate(net.layer):
         line = lines[i] if lines and i < len(lines) else None
+        name = layer.name
         try:
-            if not layer.name:
+            if not name:
                 raise AtrousError(f"layer number {i + 1} has no name; give it one")
-            spec = LayerSpec(index=i, name=layer.name, type=layer.type,
-                             bottoms=tuple(layer.bottom), tops=tuple(layer.top),
-                             phases=_phases(layer, net.state), line=line,
-                             params=read_params(layer))
+            spec = LayerSpec(i, name, layer.type, tuple(layer.bottom), tuple(layer.top),
+                             _phases(layer, state), line, read_params(layer))
         except AtrousError as exc:
-            raise exc.located(path, line, layer.name or None) from None
+            raise exc.located(path, line, name or None) from None
         specs.append(spec)
     return specs
 
