@@ -19,7 +19,6 @@ from __future__ import annotations
 import glob
 import os
 import resource
-import shutil
 import site
 import statistics
 import subprocess
@@ -33,8 +32,9 @@ NET = ROOT.parent / "shared" / "zoo" / "resnet152-kaiming" / "ResNet-152-deploy.
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "caffe-atrous"
 RUNS = int(os.environ.get("BENCH_RUNS", "9"))
 GOAL = 4.0
-# What the build must not see (see tests/test_install.py).
-LEFTOVERS = (".git", ".venv", "*.egg-info", "build", "dist", "__pycache__", ".pytest_cache", "demo")
+sys.path.insert(0, str(ROOT / "tests"))
+
+from wheels import build_command, clean_copy, pip, venv_command  # noqa: E402
 
 
 def caffe_tool() -> str | None:
@@ -46,16 +46,14 @@ def caffe_tool() -> str | None:
 
 def installed_python(tmp: Path) -> str:
     """The Python of a fresh venv holding a wheel of this checkout."""
-    source, dist, venv = tmp / "source", tmp / "dist", tmp / "venv"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*LEFTOVERS))
+    dist, venv = tmp / "dist", tmp / "venv"
+    source = clean_copy(ROOT, tmp / "source")
     quiet = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
-                    str(dist), str(source)], **quiet)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], **quiet)
+    subprocess.run(build_command(source, dist, wheel_only=True), **quiet)
+    subprocess.run(venv_command(venv), **quiet)
     python = venv / "bin" / "python"
     (wheel,) = dist.glob("*.whl")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-                    "--no-deps", "--disable-pip-version-check", str(wheel)], **quiet)
+    subprocess.run(pip(venv, "install", "--quiet", "--no-deps", wheel), **quiet)
     packages = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
                               check=True, capture_output=True, text=True).stdout.strip()
     # protobuf, numpy, yaml: this venv's copies, as a plain path entry (its .pth files,

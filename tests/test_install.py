@@ -25,8 +25,8 @@ import pytest
 from caffe_atrous import __version__
 
 from conftest import EXAMPLE, ROOT
+from wheels import build_command, clean_copy, pip, venv_command
 
-LEFTOVERS = (".git", ".venv", "*.egg-info", "build", "dist", "__pycache__", ".pytest_cache", "demo")
 PRESETS = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
 
 
@@ -54,12 +54,6 @@ class Installed:
                               capture_output=True, text=True)
 
 
-def pip(venv: Path, *args) -> list[str]:
-    """A pip command acting on the Python of `venv`."""
-    return [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
-            "--disable-pip-version-check", *map(str, args)]
-
-
 def checked(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert proc.returncode == 0, f"{' '.join(proc.args)}\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -67,19 +61,12 @@ def checked(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory) -> Installed:
-    # A copy without the build leftovers of the editable install: setuptools would take the
-    # file list of a stale caffe_atrous.egg-info/SOURCES.txt over the project's settings.
-    source = tmp_path_factory.mktemp("source") / "caffe-atrous"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*LEFTOVERS))
+    source = clean_copy(ROOT, tmp_path_factory.mktemp("source") / "caffe-atrous")
     dist = tmp_path_factory.mktemp("dist")
-    # Without isolation the build uses the pinned setuptools of this venv: no download.
-    checked(subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist),
-                            str(source)], capture_output=True, text=True))
+    checked(subprocess.run(build_command(source, dist), capture_output=True, text=True))
     (sdist,), (wheel,) = dist.glob("*.tar.gz"), dist.glob("*.whl")
     venv = tmp_path_factory.mktemp("venv")
-    # The venv gets no pip of its own (that saves seconds); this venv's pip installs into it.
-    checked(subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)],
-                           capture_output=True, text=True))
+    checked(subprocess.run(venv_command(venv), capture_output=True, text=True))
     checked(subprocess.run(pip(venv, "install", "--quiet", "--no-compile",
                                "-c", ROOT / "constraints.txt", f"{wheel}[verify]"),
                            capture_output=True, text=True))
