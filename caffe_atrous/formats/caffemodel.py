@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from ..atomic import atomic_file
 from ..errors import AtrousError
+from .pieces import size
 from .wire import Corrupt, Field, encode_field, field_head, packed_varints, signed, uvarint, walk
 
 _ITEMSIZE = {"<f4": 4, "<f8": 8}
@@ -263,6 +264,12 @@ def encode_blob(array) -> list[bytes]:
     return [field_head(5, len(data)), data, encode_shape(array.shape)]
 
 
+def blob_field(parts: list) -> list:
+    """A V2 record's `blobs` field (7): its head, then the BlobProto's pieces
+    (bytes, or spans of a stored file, as pieces.py writes them)."""
+    return [field_head(7, sum(size(p) for p in parts)), *parts]
+
+
 def without_blobs(layer):
     """A copy of a LayerParameter without its blobs: the layer's definition."""
     definition = type(layer)()
@@ -312,8 +319,7 @@ class Writer:
         cut = next((f.start for f in walk(data, 0, len(data)) if f.number > 7), len(data))
         pieces = [data[:cut]]
         for parts in blobs:
-            pieces.append(field_head(7, sum(len(p) for p in parts)))
-            pieces.extend(parts)
+            pieces.extend(blob_field(parts))
         pieces.append(data[cut:])
         self.add_record(pieces)
 
@@ -323,6 +329,5 @@ class Writer:
         pieces = [encode_field(1, name.encode("utf-8")), encode_field(2, type_.encode("utf-8")),
                   header]
         for parts in blobs:
-            pieces.append(field_head(7, sum(len(p) for p in parts)))
-            pieces.extend(parts)
+            pieces.extend(blob_field(parts))
         self.add_record(pieces)

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 
 from ..atomic import atomic_file
 from ..errors import AtrousError
-from .caffemodel import Blob, Layer, Weights, encode_blob, encode_shape, without_blobs
+from .caffemodel import (Blob, Layer, Weights, blob_field, encode_blob, encode_shape,
+                         without_blobs)
 from .pieces import coalesce, size, write_pieces
 from .wire import encode_field, field_head, walk
 
@@ -132,7 +133,7 @@ def _from_v2(source: Layer, definition: dict[int, bytes], replaced: set[int],
                 body.append((f.start, f.stop) if buf[f.start:f.stop] == new else new)
         elif f.number == _V2_BLOBS and f.wire == 2:
             blob = next(blob_bodies)
-            body.extend([(f.start, f.stop)] if blob == [(f.data, f.stop)] else _blob_field(blob))
+            body.extend([(f.start, f.stop)] if blob == [(f.data, f.stop)] else blob_field(blob))
         else:
             body.append((f.start, f.stop))
     body.extend(pending[n] for n in sorted(pending))
@@ -143,12 +144,8 @@ def _from_v1(layer, blobs: list[list]) -> list:
     """A V2 record for a stored V1 record: `layer`'s whole definition, then the blobs."""
     body: list = [without_blobs(layer).SerializeToString()]
     for blob in blobs:
-        body.extend(_blob_field(blob))
+        body.extend(blob_field(blob))
     return body
-
-
-def _blob_field(body: list) -> list:
-    return [field_head(_V2_BLOBS, sum(size(p) for p in body))] + body
 
 
 def _blob_bodies(source: Layer, shapes, buf) -> list[list]:
