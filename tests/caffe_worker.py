@@ -88,7 +88,7 @@ def forward(spec_path):
 
 
 def blob(prototxt, weights, x_path, name, out_path):
-    from caffe_atrous.runners import CaffeRunner
+    from caffe_atrous.verify.runners import CaffeRunner
     x = np.load(x_path)
     runner = CaffeRunner()
     out = runner.run(prototxt, weights, {"data": x}, {name: name})[name]
@@ -114,9 +114,9 @@ def save(prototxt, out_path, npz_path, seed):
 def coexist(order, prototxt):
     if order == "caffe-first":
         import caffe
-        from caffe_atrous.convert import convert_text
+        from caffe_atrous.pipeline.conversion import convert_text
     else:
-        from caffe_atrous.convert import convert_text
+        from caffe_atrous.pipeline.conversion import convert_text
         import caffe
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import caffe_atrous.cli.commands
-import caffe_atrous.convert
+import caffe_atrous.pipeline.conversion
 from caffe_atrous.analysis.params import param_shapes
 from caffe_atrous.analysis.shapes import infer_shapes
-from caffe_atrous.convert import convert_text, load_text
+from caffe_atrous.pipeline.conversion import convert_text, load_text
 from caffe_atrous.rewrite.plan import Options
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,13 +86,13 @@ def _every_conversion_keeps_its_invariants(request, monkeypatch):
     A test opts out with @pytest.mark.no_invariants (fuzzing, speed)."""
     if request.node.get_closest_marker("no_invariants"):
         return
-    real = caffe_atrous.convert.convert_loaded
+    real = caffe_atrous.pipeline.conversion.convert_loaded
 
     def checked(loaded, opts, layout=True):
         result = real(loaded, opts, layout)
         check_invariants(loaded, result, opts, real)
         return result
-    monkeypatch.setattr(caffe_atrous.convert, "convert_loaded", checked)
+    monkeypatch.setattr(caffe_atrous.pipeline.conversion, "convert_loaded", checked)
     monkeypatch.setattr(caffe_atrous.cli.commands, "convert_loaded", checked)
 
 

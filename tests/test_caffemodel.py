@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from caffe_atrous.atomic import atomic_file
-from caffe_atrous.errors import AtrousError
+from caffe_atrous.core.atomic import atomic_file
+from caffe_atrous.core.errors import AtrousError
 from caffe_atrous.formats import caffemodel
 from caffe_atrous.formats.schema import builtin
 from caffe_atrous.formats.wire import encode_field, field_head, walk

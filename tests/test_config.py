@@ -5,9 +5,9 @@ import re
 import pytest
 
 from caffe_atrous.cli import main
-from caffe_atrous.config import load, presets
-from caffe_atrous.errors import UsageError
-from caffe_atrous.window import Window
+from caffe_atrous.pipeline.presets import load, presets
+from caffe_atrous.core.errors import UsageError
+from caffe_atrous.core.window import Window
 
 from conftest import EXAMPLE, windows, zoo_path, zoo_text
 from test_zoo import R101, compare
@@ -112,7 +112,7 @@ def test_unknown_preset_lists_the_presets(capsys, tmp_path):
 
 def test_config_can_hold_every_conversion_option():
     from caffe_atrous.cli import build_parser
-    from caffe_atrous.config import KEYS
+    from caffe_atrous.pipeline.presets import KEYS
     dests = {a.dest for a in build_parser()._actions if a.dest not in ("help", "version")}
     assert dests - {d for d, _ in KEYS.values()} == {"input", "output", "config", "check"}
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from caffe_atrous.errors import AtrousError
-from caffe_atrous.window import Window
+from caffe_atrous.core.errors import AtrousError
+from caffe_atrous.core.window import Window
 
 from conftest import EXAMPLE, conv, convert, layer, layers_by_name, net, pool, windows
 

@@ -1,7 +1,7 @@
 """The geometry of one window's rewrite, against hand-computed numbers."""
 
 from caffe_atrous.rewrite.dilate import EXACT, SEED, dilate_conv, unstride_pool
-from caffe_atrous.window import Window, conv_out
+from caffe_atrous.core.window import Window, conv_out
 
 W33S2 = Window((3, 3), (2, 2), (1, 1))
 

@@ -86,7 +86,7 @@ def test_wheel_and_sdist_carry_the_presets(installed):
     assert [n for n in PRESETS if f"{top}/configs/{n}" not in members] == []
     assert f"{top}/proto/caffe.proto" in members and f"{top}/constraints.txt" in members
     assert f"{top}/scripts/report-deps.sh" in members          # `make test` runs it
-    assert "caffe_atrous/report_html/draw.py" in names
+    assert "caffe_atrous/reports/html/draw.py" in names
 
 
 def test_pip_show_lists_the_presets(installed):

@@ -19,7 +19,7 @@ def test_schema_stays_out_of_the_default_pool():
     """Another `caffe` package (pycaffe's caffe_pb2) can be registered beside ours."""
     code = (
         "from google.protobuf import descriptor_pool\n"
-        "from caffe_atrous.convert import convert_text\n"
+        "from caffe_atrous.pipeline.conversion import convert_text\n"
         "from caffe_atrous.formats.schema import builtin\n"
         "builtin().NetParameter()\n"
         "pool = descriptor_pool.Default()\n"
@@ -36,7 +36,7 @@ import sys
 order = sys.argv[1]
 if order == "caffe-first":
     import caffe_pb2
-from caffe_atrous.convert import convert_text
+from caffe_atrous.pipeline.conversion import convert_text
 if order == "atrous-first":
     import caffe_pb2
 net = caffe_pb2.NetParameter()
@@ -70,7 +70,7 @@ def test_a_users_caffe_pb2_and_caffe_atrous_share_a_process(tmp_path):
 def test_upb_route_and_public_route_build_the_same_messages(monkeypatch):
     """Start-up takes upb's pool directly (schema.backend); protobuf's public
     pool must read and write the same bytes."""
-    from caffe_atrous.convert import convert_text
+    from caffe_atrous.pipeline.conversion import convert_text
     from caffe_atrous.formats import schema
     from conftest import EXAMPLE
     assert schema.backend() is not None and schema.backend()[0].__module__ == "google._upb._message"

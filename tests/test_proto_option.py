@@ -10,7 +10,7 @@ import pytest
 from google.protobuf import text_format
 
 from caffe_atrous.cli import main
-from caffe_atrous.convert import convert_text
+from caffe_atrous.pipeline.conversion import convert_text
 from caffe_atrous.formats import protoc
 from caffe_atrous.rewrite.plan import Options
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from caffe_atrous.errors import AtrousError
+from caffe_atrous.core.errors import AtrousError
 from caffe_atrous.formats import prototxt
 
 

@@ -7,8 +7,8 @@ import pytest
 from caffe_atrous.analysis import strides as st
 from caffe_atrous.analysis.shapes import infer_shapes
 from caffe_atrous.cli import main
-from caffe_atrous.convert import load_text
-from caffe_atrous.errors import AtrousError
+from caffe_atrous.pipeline.conversion import load_text
+from caffe_atrous.core.errors import AtrousError
 
 from conftest import conv, convert, layer, layers_by_name, net, pool, zoo_path, zoo_text
 
@@ -235,8 +235,8 @@ def test_a_fixed_size_resize_is_sized_from_input_shape_when_the_file_declares_no
 
 def test_the_report_places_a_fixed_size_resize_as_the_conversion_did():
     """--report with --input-shape describes the same strides as with a declared size."""
-    from caffe_atrous.convert import convert_loaded
-    from caffe_atrous.report import build
+    from caffe_atrous.pipeline.conversion import convert_loaded
+    from caffe_atrous.reports.text import build
     from caffe_atrous.rewrite.plan import Options
     declared = net(conv("c1", "data", s=2), conv("c2", "c1", s=2), conv("c3", "c2", s=2),
                    layer("back", "Interp", "c3", body="interp_param { height: 33 width: 33 }"),

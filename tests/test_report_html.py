@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from caffe_atrous.cli import main
-from caffe_atrous.convert import convert_loaded, load_text
-from caffe_atrous.report_html import model
+from caffe_atrous.pipeline.conversion import convert_loaded, load_text
+from caffe_atrous.reports.html import model
 from caffe_atrous.rewrite.plan import Options
 
 from chromium import BINARY, Browser
@@ -128,7 +128,7 @@ def test_picture_folds_in_place_layers():
 
 
 def test_chart_series_per_layer():
-    from caffe_atrous.report_html.chart import series
+    from caffe_atrous.reports.html.chart import series
     loaded = load_text(EXAMPLE.read_text(), str(EXAMPLE))
     data = series(loaded, convert_loaded(loaded, Options(output_stride=8)))
     assert "conv1_relu" not in data.names                 # in-place layers change nothing

@@ -11,8 +11,8 @@ from conftest import EXAMPLE, ROOT
 
 NOT_AT_START = ("dataclasses", "inspect", "shutil", "fractions", "numpy", "yaml",
                 "google.protobuf.text_format", "google.protobuf.descriptor_pool",
-                "google.protobuf.descriptor_pb2", "caffe_atrous.report", "caffe_atrous.verify",
-                "caffe_atrous.weights", "caffe_atrous.config")
+                "google.protobuf.descriptor_pb2", "caffe_atrous.reports.text", "caffe_atrous.verify.compare",
+                "caffe_atrous.weights.check", "caffe_atrous.pipeline.presets")
 
 
 def _imported_by(argv: list[str]) -> set[str]:

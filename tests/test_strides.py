@@ -5,8 +5,8 @@ from fractions import Fraction
 import pytest
 
 from caffe_atrous.analysis import strides as st
-from caffe_atrous.convert import load_text
-from caffe_atrous.errors import AtrousError
+from caffe_atrous.pipeline.conversion import load_text
+from caffe_atrous.core.errors import AtrousError
 
 from conftest import conv, layer, net, pool, convert
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from caffe_atrous.cli import main
-from caffe_atrous.convert import load_text
+from caffe_atrous.pipeline.conversion import load_text
 from caffe_atrous.analysis.shapes import infer_shapes
-from caffe_atrous.verify import verify
-from caffe_atrous.weights import random_weights
+from caffe_atrous.verify.compare import verify
+from caffe_atrous.weights.check import random_weights
 
 from conftest import ROOT, EXAMPLE, convert, in_ci, zoo_text
 
@@ -165,7 +165,7 @@ def test_verify_quiet_and_verbose(tmp_path, capsys):
 def test_weights_that_make_the_output_not_finite(tmp_path, capsys):
     """Found by fuzzing: NaN weights gave a misleading FAIL and a numpy warning."""
     from caffe_atrous.formats import caffemodel
-    from caffe_atrous.weights import expected_params
+    from caffe_atrous.weights.check import expected_params
     weights, new = tmp_path / "nan.caffemodel", tmp_path / "os8.prototxt"
     assert main([str(EXAMPLE), "-o", str(new), "--exact", "-q"]) == 0
     loaded = load_text(EXAMPLE.read_text(), str(EXAMPLE))

@@ -7,10 +7,10 @@ import pytest
 from google.protobuf import text_format
 
 from caffe_atrous.cli import main
-from caffe_atrous.convert import load_text
+from caffe_atrous.pipeline.conversion import load_text
 from caffe_atrous.formats import caffemodel
 from caffe_atrous.formats.schema import builtin
-from caffe_atrous.weights import expected_params
+from caffe_atrous.weights.check import expected_params
 
 from conftest import EXAMPLE, conv, net
 

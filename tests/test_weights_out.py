@@ -12,13 +12,13 @@ import pytest
 from google.protobuf import text_format
 
 from caffe_atrous.cli import main
-from caffe_atrous.convert import load_text
-from caffe_atrous.errors import AtrousError
+from caffe_atrous.pipeline.conversion import load_text
+from caffe_atrous.core.errors import AtrousError
 from caffe_atrous.formats import caffemodel, pieces, weights_out
 from caffe_atrous.formats.schema import builtin
 from caffe_atrous.formats.weights_out import write_converted
 from caffe_atrous.formats.wire import encode_field
-from caffe_atrous.weights import expected_params
+from caffe_atrous.weights.check import expected_params
 
 from conftest import ROOT, conv, layer, net, pool
 

@@ -1,6 +1,6 @@
 """Caffe's output-size arithmetic, against hand-computed numbers."""
 
-from caffe_atrous.window import Window, conv_out, deconv_out, pool_out
+from caffe_atrous.core.window import Window, conv_out, deconv_out, pool_out
 
 
 def test_convolution_rounds_down():

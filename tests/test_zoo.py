@@ -10,11 +10,11 @@ import re
 
 import pytest
 
-from caffe_atrous.convert import load_text
-from caffe_atrous.errors import AtrousError
+from caffe_atrous.pipeline.conversion import load_text
+from caffe_atrous.core.errors import AtrousError
 from caffe_atrous.formats import prototxt
 
-from caffe_atrous.convert import convert_text
+from caffe_atrous.pipeline.conversion import convert_text
 
 from conftest import ZOO, convert, windows, zoo_path, zoo_text
 

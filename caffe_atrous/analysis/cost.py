@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from ..graph import Graph
+from ..graph.graph import Graph
 from .shapes import Shapes
 from .strides import cumulative_strides
 

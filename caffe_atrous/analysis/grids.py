@@ -14,9 +14,9 @@ input:
     blob upstream of it                                       back on that blob's grid
     any other fixed size                                      stride x (in - 1) / (out - 1)
 
-Every other type is unknown: it is taken to keep its input's grid, and the
-planner names it (rewrite/plan.py). This module is the one place that lists
-the types known to keep the grid.
+Which types keep the grid or leave the image is graph/kinds.py's table. Every
+other type is unknown: it is taken to keep its input's grid, and the planner
+names it (rewrite/plan.py).
 
 Two structures are read off the network once (`geometry`):
 
@@ -34,9 +34,10 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING
 
-from ..errors import AtrousError
-from ..formats.netspec import LayerSpec
-from ..graph import Blob, Graph
+from ..core.errors import AtrousError
+from ..graph.records import LayerSpec
+from ..graph.graph import Blob, Graph
+from ..graph.kinds import LEAVES, SAME, kind_of, types_where
 from .shapes import infer_shapes
 
 if TYPE_CHECKING:
@@ -44,22 +45,8 @@ if TYPE_CHECKING:
     Number = int | Fraction             # a stride: whole, or fractional after a resampler
 Stride = tuple  # (height, width), two Numbers (see strides.py)
 
-SAME_GRID = frozenset({
-    # elementwise activations and normalisations
-    "ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
-    "Threshold", "Clip", "Swish", "ReLU6", "Mish", "Dropout", "LRN", "MVN", "BatchNorm", "BN",
-    "Scale", "Bias", "Normalize", "Softmax",
-    # blob plumbing over channels or copies
-    "Split", "Concat", "Eltwise", "Slice", "Axpy", "Crop", "Silence",
-    # DeepLab's CRF refines the scores on their own grid
-    "DenseCRF",
-})
-
-NON_SPATIAL = frozenset({
-    "InnerProduct", "Flatten", "Reshape", "Permute", "PriorBox", "ROIPooling", "PSROIPooling",
-    "DetectionOutput", "Python", "SoftmaxWithLoss", "Accuracy", "EuclideanLoss",
-    "SigmoidCrossEntropyLoss", "MultiBoxLoss", "SmoothL1Loss", "SmoothL1LossOHEM", "SegAccuracy",
-    "ArgMax", "Reduction", "Embed", "BoxAnnotatorOHEM", "MatWrite"})
+SAME_GRID = types_where(grid=SAME)
+NON_SPATIAL = types_where(grid=LEAVES)
 
 
 def is_resampler(layer: LayerSpec) -> bool:
@@ -71,7 +58,7 @@ def is_known(layer: LayerSpec, assumed=frozenset()) -> bool:
     """Whether caffe_atrous knows what `layer` does to the grid (`assumed`: types the
     user vouches keep it)."""
     return (not layer.bottoms or not layer.tops or layer.conv is not None or layer.pool is not None
-            or layer.ip is not None or is_resampler(layer) or layer.type in SAME_GRID or layer.type in NON_SPATIAL or layer.type in assumed)
+            or layer.ip is not None or is_resampler(layer) or kind_of(layer.type) is not None or layer.type in assumed)
 
 
 def fixed_size(layer: LayerSpec) -> tuple[int, int] | None:

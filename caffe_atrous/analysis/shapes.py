@@ -12,23 +12,19 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from ..errors import AtrousError
-from ..formats.facts import (Crop, Flatten, Permute, Reshape, Resize, RoiPool, Slice, Source,
+from ..core.errors import AtrousError
+from ..graph.records import (Crop, Flatten, Permute, Reshape, Resize, RoiPool, Slice, Source,
                              Upsample)
-from ..formats.netspec import LayerSpec
-from ..graph import Blob, Graph
-from ..window import Window, conv_out, deconv_out, pool_out
+from ..graph.records import LayerSpec
+from ..graph.graph import Blob, Graph
+from ..graph.kinds import SAME, SCALAR, types_where
+from ..core.window import Window, conv_out, deconv_out, pool_out
 
 Shape = tuple
 Shapes = dict[Blob, "Shape | None"]
 
-# Types whose (first) top has the shape of their first bottom.
-SAME_SHAPE = {"ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
-              "Threshold", "Dropout", "LRN", "BatchNorm", "BN", "Scale", "Bias", "Softmax", "MVN",
-              "Normalize", "Clip", "Swish", "Split", "ReLU6", "Mish"}
-SCALAR_TOPS = {"SoftmaxWithLoss", "EuclideanLoss", "SigmoidCrossEntropyLoss", "HingeLoss",
-               "InfogainLoss", "MultinomialLogisticLoss", "ContrastiveLoss", "Accuracy",
-               "SmoothL1Loss", "MultiBoxLoss", "SegAccuracy"}
+SAME_SHAPE = types_where(shape=SAME)
+SCALAR_TOPS = types_where(shape=SCALAR)
 
 
 INT_MAX = 2**31 - 1          # Caffe's Blob::Reshape: CHECK_LE(count, INT_MAX)

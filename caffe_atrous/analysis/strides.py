@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from ..formats.facts import Source
-from ..formats.netspec import LayerSpec
-from ..graph import Blob, Graph
-from ..window import Pair
+from ..graph.records import Source
+from ..graph.records import LayerSpec
+from ..graph.graph import Blob, Graph
+from ..core.window import Pair
 from .grids import NON_SPATIAL, Geometry, Stride, geometry, is_resampler
 
 if TYPE_CHECKING:               # fractions (and decimal) load when a stride is fractional

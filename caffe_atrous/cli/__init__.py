@@ -11,7 +11,7 @@ import gc
 import os
 import sys
 
-from ..errors import AtrousError
+from ..core.errors import AtrousError
 from .args import build_init_parser, build_parser, build_verify_parser
 from .commands import say, run_convert, run_init, run_verify
 

@@ -10,7 +10,7 @@ import os
 import sys
 
 from .. import __version__
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 PROG = "caffe_atrous"
 

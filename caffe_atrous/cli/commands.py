@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..atomic import write_text
-from ..convert import convert_loaded, load_text, read_text, truncate
-from ..errors import UsageError
-from ..files import same_file, unified_diff
+from ..core.atomic import write_text
+from ..pipeline.conversion import convert_loaded, load_text, read_text, truncate
+from ..core.errors import UsageError
+from ..core.files import same_file, unified_diff
 from ..rewrite.dilate import EXACT, SEED
 from ..rewrite.plan import Options
 from .args import PROG
@@ -24,7 +24,7 @@ def _schema(path: str | None):
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from ..weights import random_weights
+    from ..weights.check import random_weights
     loaded = load_text(read_text(args.net), args.net, _schema(args.proto))
     written = random_weights(loaded, args.output, seed=args.seed, input_shape=args.input_shape)
     if args.verbose:
@@ -38,7 +38,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from ..verify import verify
+    from ..verify.compare import verify
     report = verify(args.orig, args.new, args.weights, blob=args.blob, new_weights=args.new_weights,
                     input_shape=args.input_shape, engine=args.engine, seed=args.seed,
                     tolerance=args.tolerance, schema=_schema(args.proto))
@@ -58,7 +58,7 @@ def _merge_config(args: argparse.Namespace) -> argparse.Namespace:
     """Fill the options not given on the command line from --config, then defaults."""
     preset = {}
     if args.config:
-        from ..config import load          # YAML: imported only when a preset is asked for
+        from ..pipeline.presets import load          # YAML: imported only when a preset is asked for
         preset = load(args.config)
     for dest, value in preset.items():
         if dest == "description":
@@ -107,10 +107,10 @@ def _write_outputs(args: argparse.Namespace, path: str, text: str, loaded, resul
     """OUT (or the diff, or stdout) and the reports; the report data, for printing."""
     report = None
     if args.report or args.report_json:
-        from ..report import build
+        from ..reports.text import build
         report = build(loaded, result, args.input_shape)
     if args.report_html:                # rendered before anything is written: it can fail
-        from ..report_html import render
+        from ..reports.html import render
         page = render(loaded, result, args.input_shape, text)
     if args.diff:
         target = args.output if args.output != "-" else f"{path} (converted)"
@@ -138,10 +138,10 @@ def _tell(args: argparse.Namespace, path: str, loaded, result, report, weights_l
     for w in result.warnings:
         say("warning", str(w))
     if args.report:
-        from ..report import format_table
+        from ..reports.text import format_table
         print(format_table(report), file=sys.stderr)
     elif args.verbose:
-        from ..report import format_changes, layer_changes
+        from ..reports.text import format_changes, layer_changes
         print(format_changes(layer_changes(result.plan)), file=sys.stderr)
     if weights_line and not args.quiet:
         print(weights_line, file=sys.stderr)
@@ -163,7 +163,7 @@ def run_convert(args: argparse.Namespace) -> int:
     result = convert_loaded(loaded, opts, layout=not args.canonical)
     weights_line = None
     if args.weights:
-        from ..weights import for_converted
+        from ..weights.check import for_converted
         weights_line = for_converted(result, args.output, args.weights,
                                      None if args.check else args.weights_out, args.input_shape)
     if args.check:

@@ -21,8 +21,8 @@ import mmap
 import os
 from typing import NamedTuple
 
-from ..atomic import atomic_file
-from ..errors import AtrousError
+from ..core.atomic import atomic_file
+from ..core.errors import AtrousError
 from .pieces import size
 from .wire import Corrupt, Field, encode_field, field_head, packed_varints, signed, uvarint, walk
 

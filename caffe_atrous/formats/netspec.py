@@ -1,11 +1,10 @@
-"""The boundary between protobuf messages and plain Python.
+"""Network-level reading and writing of NetParameter messages.
 
-`read_layers` turns each LayerParameter into a LayerSpec: name, type, blobs,
-phases and the typed record of its parameters (facts.py, read by layers.py).
-`apply_edits` writes a list of LayerEdits back into a copy of the
+Reading each layer into a plain record is graph/reader.py's job; this module
+reads the declared inputs and, the other way, `apply_patches` writes a list of MessagePatches back into a copy of the
 NetParameter, keeping each field in the form the user wrote it (kernel_size vs
 kernel_h/kernel_w, one value vs one per axis). Nothing else in caffe_atrous
-touches protobuf messages of layers. Message types come from the messages
+writes into protobuf messages of layers. Message types come from the messages
 themselves, so a network parsed with a fork's schema (--proto) works the same.
 """
 
@@ -13,63 +12,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..errors import AtrousError
-from ..window import Pair, Window
-from . import facts
-from .layers import DATA_TYPES, checked_dims, read_params
+from ..core.errors import AtrousError
+from ..core.window import Pair, Window
 from .schema import enum_name, has
 
 # The network message, for the rest of caffe_atrous an opaque handle that only
 # this package looks into.
 Net = object
 
-PHASES = ("TRAIN", "TEST")
-__all__ = ["DATA_TYPES", "PHASES", "LayerSpec", "LayerEdit", "ConvHead", "read_layers",
-           "apply_edits"]
-
-
-class LayerSpec:
-    """One layer as plain data: what the file says (the first eight fields, which
-    equality compares) and typed views of its parameters, set once since every
-    analysis loop reads them. (A plain class: importing dataclasses costs a tenth
-    of a conversion.)"""
-
-    FIELDS = ("index", "name", "type", "bottoms", "tops", "phases", "line", "params")
-    __slots__ = FIELDS + ("conv", "pool", "ip", "resize", "upsample", "window", "is_deconv",
-                          "is_global_pool")
-
-    def __init__(self, index: int, name: str, type: str, bottoms: tuple[str, ...],
-                 tops: tuple[str, ...], phases: frozenset[str], line: int | None = None,
-                 params: facts.LayerParams | None = None):
-        self.index, self.name, self.type = index, name, type
-        self.bottoms, self.tops, self.phases = bottoms, tops, phases
-        self.line, self.params = line, params
-        p = params
-        self.conv: facts.Conv | None = p if isinstance(p, facts.Conv) else None  # (de)convolution
-        self.pool: facts.Pool | None = p if isinstance(p, facts.Pool) else None
-        self.ip: facts.InnerProduct | None = p if isinstance(p, facts.InnerProduct) else None
-        self.resize: facts.Resize | None = p if isinstance(p, facts.Resize) else None
-        self.upsample: facts.Upsample | None = p if isinstance(p, facts.Upsample) else None
-        # Sliding-window geometry of a convolution, deconvolution or local pooling.
-        self.window: Window | None = \
-            p.window if self.conv is not None or self.pool is not None else None
-        self.is_deconv = self.conv is not None and self.conv.deconv
-        self.is_global_pool = self.pool is not None and self.pool.is_global
-
-    def _values(self) -> tuple:
-        return tuple(getattr(self, f) for f in LayerSpec.FIELDS)
-
-    def __eq__(self, other) -> bool:
-        return type(other) is LayerSpec and self._values() == other._values()
-
-    __hash__ = None                              # mutable, compared by value
-
-    def __repr__(self) -> str:
-        return "LayerSpec(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in LayerSpec.FIELDS) + ")"
-
-    def replace(self, **changes) -> LayerSpec:
-        """A copy with some of the first eight fields changed."""
-        return LayerSpec(**{**dict(zip(LayerSpec.FIELDS, self._values())), **changes})
+__all__ = ["MessagePatch", "ConvHead", "apply_patches", "declared_inputs", "checked_dims"]
 
 
 class ConvHead(NamedTuple):
@@ -80,7 +31,7 @@ class ConvHead(NamedTuple):
     num_output: int
 
 
-class LayerEdit(NamedTuple):
+class MessagePatch(NamedTuple):
     """Changes to write into one layer (None: leave the field alone)."""
 
     index: int
@@ -96,54 +47,13 @@ class LayerEdit(NamedTuple):
 
 # ----------------------------------------------------------------- reading --
 
-def _rule_matches(rule, phase: str, state) -> bool:
-    """Caffe's StateMeetsRule for a net state of the given phase."""
-    if rule.HasField("phase") and enum_name(rule, "phase") != phase:
-        return False
-    if rule.HasField("min_level") and state.level < rule.min_level:
-        return False
-    if rule.HasField("max_level") and state.level > rule.max_level:
-        return False
-    stages = set(state.stage)
-    if any(s not in stages for s in rule.stage):
-        return False
-    if any(s in stages for s in rule.not_stage):
-        return False
-    return True
-
-
-_ALL_PHASES = frozenset(PHASES)
-
-
-def _phases(layer, state) -> frozenset[str]:
-    if not layer.include and not layer.exclude:
-        return _ALL_PHASES
-    if layer.include and layer.exclude:
-        raise AtrousError("a layer may have include rules or exclude rules, not both",
-                          layer=layer.name)
-    if layer.include:
-        return frozenset(p for p in PHASES if any(_rule_matches(r, p, state) for r in layer.include))
-    return frozenset(p for p in PHASES if not any(_rule_matches(r, p, state) for r in layer.exclude))
-
-
-def read_layers(net, lines: list[int] | None = None, path: str | None = None) -> list[LayerSpec]:
-    """Plain LayerSpecs for a V2 NetParameter, in file order."""
-    if getattr(net, "layers", None):
-        raise AtrousError("internal: V1 layers must be upgraded before reading")
-    specs = []
-    state = net.state
-    for i, layer in enumerate(net.layer):
-        line = lines[i] if lines and i < len(lines) else None
-        name = layer.name
-        try:
-            if not name:
-                raise AtrousError(f"layer number {i + 1} has no name; give it one")
-            spec = LayerSpec(i, name, layer.type, tuple(layer.bottom), tuple(layer.top),
-                             _phases(layer, state), line, read_params(layer))
-        except AtrousError as exc:
-            raise exc.located(path, line, name or None) from None
-        specs.append(spec)
-    return specs
+def checked_dims(dims, what: str = "shape") -> tuple[int, ...]:
+    """A declared input shape; Caffe refuses a dimension below 1."""
+    dims = tuple(int(d) for d in dims)
+    if any(d <= 0 for d in dims):
+        raise AtrousError(f"{what} {'x'.join(map(str, dims))} has a dimension below 1; every "
+                          "dimension must be 1 or more")
+    return dims
 
 
 def declared_inputs(net) -> list[tuple[str, tuple[int, ...] | None]]:
@@ -248,11 +158,11 @@ def _write_head(layer, head: ConvHead) -> None:
     layer.type = "Convolution"
 
 
-def apply_edits(net, edits: list[LayerEdit]):
-    """Return a copy of `net` (V2) with every edit written in."""
+def apply_patches(net, patches: list[MessagePatch]):
+    """A copy of `net` (V2) with every patch written in."""
     out = type(net)()
     out.CopyFrom(net)
-    for e in edits:
+    for e in patches:
         layer = out.layer[e.index]
         try:
             _apply(layer, e)
@@ -261,7 +171,7 @@ def apply_edits(net, edits: list[LayerEdit]):
     return out
 
 
-def _apply(layer, e: LayerEdit) -> None:
+def _apply(layer, e: MessagePatch) -> None:
     """Write one edit into its layer."""
     if e.to_conv is not None:
         _write_head(layer, e.to_conv)

@@ -20,7 +20,7 @@ import os
 import queue
 import threading
 
-from ..errors import AtrousError
+from ..core.errors import AtrousError
 
 _BUFFER, _RING = 512 << 10, 4
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from ..atomic import atomic_file
-from ..errors import AtrousError, UsageError
+from ..core.atomic import atomic_file
+from ..core.errors import AtrousError, UsageError
 from .schema import Schema
 
 INSTALL = "pip install 'caffe-atrous[proto]'"

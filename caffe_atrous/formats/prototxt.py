@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from ..errors import AtrousError
+from ..core.errors import AtrousError
 from . import textparse
 from .schema import Schema, builtin
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from ..errors import AtrousError
+from ..core.errors import AtrousError
 
 DESCRIPTOR_SET = "caffe.desc"
 

@@ -7,7 +7,7 @@ dropped, so the command line can say so instead of losing it silently.
 
 from __future__ import annotations
 
-from ..errors import AtrousError, ConversionWarning
+from ..core.errors import AtrousError, ConversionWarning
 from .netspec import declared_inputs
 from .schema import enum_name, has
 

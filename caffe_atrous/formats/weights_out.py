@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..atomic import atomic_file
-from ..errors import AtrousError
+from ..core.atomic import atomic_file
+from ..core.errors import AtrousError
 from .caffemodel import (Blob, Layer, Weights, blob_field, encode_blob, encode_shape,
                          without_blobs)
 from .pieces import coalesce, size, write_pieces

@@ -12,9 +12,10 @@ if TYPE_CHECKING:
     from ..analysis.grids import Number
 
 from ..analysis import strides as st
-from ..errors import ConversionWarning
-from ..formats.netspec import ConvHead, LayerEdit, LayerSpec
-from ..window import Pair, Window
+from ..core.errors import ConversionWarning
+from ..formats.netspec import ConvHead, MessagePatch
+from ..graph.records import LayerSpec
+from ..core.window import Pair, Window
 from .dilate import SEED
 from .heads import Head
 
@@ -31,21 +32,23 @@ class Options(NamedTuple):
     assume_same_grid: tuple[str, ...] = ()       # layer types the user vouches keep the grid
 
 
-class Edits:
-    """What the conversion does to one layer (None, False, empty: nothing); a rule's
-    Decision and the plan's LayerChange both carry these. (Plain classes rather
-    than dataclasses: importing dataclasses costs a tenth of a conversion.)"""
+class LayerChange:
+    """What the conversion does to one layer (None, False, empty: nothing), with the
+    layer and the window it had. A rule's Decision is one too, before the planner
+    places it on its layer. (Plain classes rather than dataclasses: importing
+    dataclasses costs a tenth of a conversion.)"""
 
     FIELDS = ("after", "make_global", "clear_engine", "spatial_scale", "param_str", "prior_step",
               "head", "resize_to", "reasons")
-    __slots__ = FIELDS
+    __slots__ = FIELDS + ("layer", "before")
 
     def __init__(self, after: Window | None = None, make_global: bool = False,
                  clear_engine: bool = False, spatial_scale: tuple[float, float] | None = None,
                  param_str: tuple[str, str] | None = None,
                  prior_step: dict[str, tuple[float, float]] | None = None,
                  head: Head | None = None, resize_to: tuple[Pair, Pair] | None = None,
-                 reasons: list[str] | None = None):
+                 reasons: list[str] | None = None, *, layer: LayerSpec | None = None,
+                 before: Window | None = None):
         self.after = after
         self.make_global = make_global
         self.clear_engine = clear_engine
@@ -55,29 +58,22 @@ class Edits:
         self.head = head
         self.resize_to = resize_to
         self.reasons = [] if reasons is None else reasons
-
-    def edits(self) -> dict:
-        """The edit fields by name (to carry them over to another record)."""
-        return {name: getattr(self, name) for name in Edits.FIELDS}
-
-    def __repr__(self) -> str:
-        names = dict.fromkeys(type(self).__slots__ + Edits.FIELDS)
-        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
-        return f"{type(self).__name__}({shown})"
-
-
-class LayerChange(Edits):
-    """The edits of one layer, with the window it had."""
-
-    __slots__ = ("layer", "before")
-
-    def __init__(self, *, layer: LayerSpec, before: Window | None = None, **edits):
-        super().__init__(**edits)
         self.layer = layer
         self.before = before
 
-    def edit(self) -> LayerEdit:
-        return LayerEdit(
+    def placed(self, layer: LayerSpec) -> LayerChange:
+        """This change as the plan keeps it: on `layer`, with the window it had."""
+        fields = {name: getattr(self, name) for name in LayerChange.FIELDS}
+        return LayerChange(**fields, layer=layer, before=layer.window)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in dict.fromkeys(type(self).__slots__
+                                                                             + LayerChange.__slots__))
+        return f"{type(self).__name__}({shown})"
+
+    def patch(self) -> MessagePatch:
+        """What to write into the layer's message (formats/netspec.py applies it)."""
+        return MessagePatch(
             index=self.layer.index,
             window=self.after if self.after != self.before and self.head is None else None,
             to_conv=ConvHead(self.head.window, self.head.num_output) if self.head else None,

@@ -6,7 +6,7 @@ strides removed upstream); `r` the factor removed from this layer's own stride.
 
 from __future__ import annotations
 
-from ..window import Pair, Window
+from ..core.window import Pair, Window
 
 EXACT = "exact"
 SEED = "seed"          # the default: PSPNet/DeepLab/R-FCN/SSD convention

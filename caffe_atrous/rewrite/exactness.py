@@ -23,9 +23,9 @@ ask `inexact_reason`, so they cannot disagree.
 
 from __future__ import annotations
 
-from ..formats.facts import Crop
-from ..formats.netspec import LayerSpec
-from ..window import Pair, Window, fmt_pair
+from ..graph.records import Crop
+from ..graph.records import LayerSpec
+from ..core.window import Pair, Window, fmt_pair
 from .dilate import EXACT, SEED, dilate_conv
 
 

@@ -25,16 +25,15 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from ..formats.netspec import LayerSpec
-from ..graph import Blob, Graph
-from ..window import Pair, Window, fmt_pair
+from ..graph.records import LayerSpec
+from ..graph.graph import Blob, Graph
+from ..graph.kinds import SCALAR, types_where
+from ..core.window import Pair, Window, fmt_pair
 from .dilate import EXACT
 
-# Layers a head's output may pass through and stay a head (per position).
-ELEMENTWISE = {"ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "Power", "Dropout", "Clip",
-               "ReLU6", "Swish", "Mish", "Split"}
-LOSSES = {"SoftmaxWithLoss", "Accuracy", "SigmoidCrossEntropyLoss", "EuclideanLoss",
-          "HingeLoss", "InfogainLoss", "MultinomialLogisticLoss"}
+# Layers a head's output may pass through and stay a head (per position); losses.
+ELEMENTWISE = types_where(per_position=True)
+LOSSES = types_where(shape=SCALAR)
 
 
 class Head(NamedTuple):

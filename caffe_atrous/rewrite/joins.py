@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from ..analysis import strides as st
 from ..analysis.shapes import infer_shapes
-from ..errors import AtrousError
-from ..formats.netspec import LayerSpec
-from ..graph import Blob, Graph
-from ..window import Window, fmt_pair
+from ..core.errors import AtrousError
+from ..graph.records import LayerSpec
+from ..graph.graph import Blob, Graph
+from ..core.window import Window, fmt_pair
 
 
 def _upstream(graph: Graph, start: list[Blob]):

@@ -11,10 +11,10 @@ residual block: the layers between one SUM Eltwise of the stage and the next.
 
 from __future__ import annotations
 
-from ..errors import AtrousError
-from ..formats.netspec import LayerSpec
-from ..graph import Graph
-from ..window import Pair, Window
+from ..core.errors import AtrousError
+from ..graph.records import LayerSpec
+from ..graph.graph import Graph
+from ..core.window import Pair, Window
 
 
 def last_stage_units(graph: Graph, factor_of, top_factor_of) -> tuple[Pair, list[list[LayerSpec]]]:

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 from ..analysis import grids
 from ..analysis import strides as st
 from ..analysis.shapes import infer_shapes
-from ..errors import ConversionWarning
-from ..formats.netspec import LayerSpec
-from ..graph import Graph
+from ..core.errors import ConversionWarning
+from ..graph.records import LayerSpec
+from ..graph.graph import Graph
 from . import joins, regrid, rules
 from .changes import LayerChange, Options
 from .dilate import SEED
@@ -88,7 +88,7 @@ def _decide(facts: rules.Facts, layer: LayerSpec, opts: Options) -> rules.Decisi
 
 
 def _record(layer: LayerSpec, d: rules.Decision) -> LayerChange:
-    change = LayerChange(layer=layer, before=layer.window, **d.edits())
+    change = d.placed(layer)
     change.after = d.head.window if d.head else (d.after or layer.window)
     return change
 

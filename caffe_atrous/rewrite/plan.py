@@ -16,15 +16,15 @@ kind what to do:
     Interp/Upsample a fixed size that returns onto a grid follows it (regrid.py)
     Deconvolution, Interp, Crop over a denser blob, unknown types: named
 
-then merges the phases. The plan is plain data; `LayerChange.edit()` turns a
-change into the formats-level LayerEdit written into a copy of the net.
+then merges the phases. The plan is plain data; `LayerChange.patch()` turns a
+change into the MessagePatch that formats/netspec.py writes into a copy of the net.
 """
 
 from __future__ import annotations
 
 from ..analysis import strides as st
-from ..errors import AtrousError, UsageError
-from ..graph import Graph
+from ..core.errors import AtrousError, UsageError
+from ..graph.graph import Graph
 from .changes import LayerChange, Options, Plan
 from .dilate import EXACT, SEED
 from .phase import PhasePlan, plan_phase

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from ..analysis import grids
 from ..analysis.shapes import fmt_shape, infer_shapes
-from ..errors import AtrousError
-from ..formats.facts import Resize
-from ..formats.netspec import LayerSpec
-from ..graph import Graph
-from ..window import Pair, Window, fmt_pair, pool_out
+from ..core.errors import AtrousError
+from ..graph.records import Resize
+from ..graph.records import LayerSpec
+from ..graph.graph import Graph
+from ..core.window import Pair, Window, fmt_pair, pool_out
 from .dilate import EXACT
 from .rules import Decision, Facts
 

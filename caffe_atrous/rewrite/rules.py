@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 
 from ..analysis import strides as st
-from ..errors import AtrousError
-from ..formats.facts import Crop, PriorBox, PythonLayer, RoiPool
-from ..formats.netspec import LayerSpec
-from ..graph import Blob, Graph
-from ..window import Pair, Window, fmt_pair, pool_out
+from ..core.errors import AtrousError
+from ..graph.records import Crop, PriorBox, PythonLayer, RoiPool
+from ..graph.records import LayerSpec
+from ..graph.graph import Blob, Graph
+from ..core.window import Pair, Window, fmt_pair, pool_out
 from . import heads
-from .changes import Edits
+from .changes import LayerChange
 from .dilate import EXACT, SEED, dilate_conv, unstride_pool
 
 _FEAT_STRIDE = re.compile(r"""(['"]?feat_stride['"]?\s*:\s*)(\d+)""")
@@ -50,8 +50,8 @@ class Facts:
         return AtrousError(message, file=self.graph.path, line=layer.line, layer=layer.name)
 
 
-class Decision(Edits):
-    """What a rule decided for one layer: the edits, and what the planner needs to know."""
+class Decision(LayerChange):
+    """What a rule decided for one layer: the change, and what the planner needs to know."""
 
     __slots__ = ("warnings", "undilated_pool", "head_out")
 

@@ -9,8 +9,8 @@ input) and its consumers.
 
 from __future__ import annotations
 
-from .errors import AtrousError
-from .formats.netspec import PHASES, LayerSpec
+from ..core.errors import AtrousError
+from .records import PHASES, LayerSpec
 
 
 class Blob:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import AtrousError, UsageError
+from ..core.errors import AtrousError, UsageError
 
 
 class Runner:

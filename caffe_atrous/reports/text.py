@@ -13,12 +13,12 @@ from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Any
 
-from .analysis import strides as st
-from .analysis.cost import activation_bytes, layer_macs, receptive_fields
-from .analysis.shapes import infer_shapes
-from .convert import Loaded, Result
-from .errors import AtrousError
-from .graph import Graph
+from ..analysis import strides as st
+from ..analysis.cost import activation_bytes, layer_macs, receptive_fields
+from ..analysis.shapes import infer_shapes
+from ..pipeline.conversion import Loaded, Result
+from ..core.errors import AtrousError
+from ..graph.graph import Graph
 
 
 def _num(v: Fraction | None) -> float | int | None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .. import __version__
-from ..report import change_pair, format_cost
+from ... import __version__
+from ..text import change_pair, format_cost
 from .draw import CHANGED, NOT_SPATIAL, OTHER_STRIDE, PALETTE
 from .model import Picture
 

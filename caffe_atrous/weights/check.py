@@ -8,12 +8,15 @@ on any mismatch, so this check says so first, by layer.
 
 from __future__ import annotations
 
-from .analysis.params import ParamShapes, param_shapes
-from .analysis.shapes import fmt_shape, infer_shapes
-from .convert import Loaded, Result
-from .errors import AtrousError, UsageError
-from .files import same_file
-from .formats import caffemodel, netspec
+from ..analysis.params import ParamShapes, has_params, param_shapes
+from ..analysis.shapes import fmt_shape, infer_shapes
+from ..pipeline.conversion import Loaded, Result
+from ..core.errors import AtrousError, UsageError
+from ..core.files import same_file
+from ..formats import caffemodel, netspec
+from ..graph.kinds import BATCH_NORM, BIAS, CHANNEL, PSP_BN, SCALE, kind_of
+from ..graph.reader import read_layers
+from ..graph.records import LayerSpec
 
 
 class WeightsReport:
@@ -119,7 +122,7 @@ def for_converted(result: Result, out_name: str, weights_path: str, weights_out:
                   input_shape=None) -> str:
     """Check that the caffemodel fits the converted network (and with `weights_out`,
     write the converted network's caffemodel); the summary line."""
-    from .formats.weights_out import write_converted
+    from ..formats.weights_out import write_converted
     converted = Loaded(result.net, out_name, result.loaded.lines, False,
                        schema=result.loaded.schema)
     heads = result.plan.heads()                 # classifiers made convolutions (--fc-to-conv)
@@ -147,8 +150,8 @@ def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=Non
     import numpy as np                      # here: checking weights does not need it
     rng = np.random.default_rng(seed)
     expected = expected_params(loaded, input_shape)
-    specs = netspec.read_layers(loaded.net)
-    unknown = [s.name for s in specs if _has_params(s) and s.name not in expected]
+    specs = read_layers(loaded.net)
+    unknown = [s.name for s in specs if has_params(s) and s.name not in expected]
     if unknown:
         raise AtrousError("cannot size the parameters of this layer (its input size is unknown); "
                           "give --input-shape", layer=unknown[0])
@@ -166,31 +169,25 @@ def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=Non
     return expected
 
 
-def _has_params(spec: netspec.LayerSpec) -> bool:
-    if spec.type in ("Scale", "Bias"):
-        return len(spec.bottoms) == 1
-    return spec.conv is not None or spec.ip is not None or \
-        spec.type in ("BatchNorm", "BN", "PReLU", "Normalize")
-
-
-def _init(spec: netspec.LayerSpec, shapes, rng) -> list[np.ndarray]:
+def _init(spec: LayerSpec, shapes, rng) -> list[np.ndarray]:
     """Random values for one layer's parameter blobs."""
     import numpy as np
-    t = spec.type
-    if t == "BatchNorm":                    # mean, variance (> 0), scale factor 1
+    kind = kind_of(spec.type)
+    layout = kind.weights if kind is not None and spec.conv is None and spec.ip is None else None
+    if layout == BATCH_NORM:                # mean, variance (> 0), scale factor 1
         c = shapes[0]
         return [rng.normal(0, 0.1, c).astype("f4"), rng.uniform(0.5, 1.5, c).astype("f4"),
                 np.ones(shapes[2], "f4")]
-    if t == "BN":                           # PSPNet: slope, bias, mean, variance
+    if layout == PSP_BN:                    # PSPNet: slope, bias, mean, variance
         c = shapes[0]
         return [rng.uniform(0.8, 1.2, c).astype("f4"), rng.normal(0, 0.1, c).astype("f4"),
                 rng.normal(0, 0.1, c).astype("f4"), rng.uniform(0.5, 1.5, c).astype("f4")]
-    if t == "PReLU":
+    if layout == CHANNEL and spec.type == "PReLU":      # negative slopes
         return [np.full(shapes[0], 0.25, "f4")]
-    if t in ("Scale", "Normalize"):         # factors near 1, then an optional bias
+    if layout in (SCALE, CHANNEL):          # factors near 1, then an optional bias
         return [rng.uniform(0.8, 1.2, shapes[0]).astype("f4")] + \
             [rng.normal(0, 0.1, s).astype("f4") for s in shapes[1:]]
-    if t == "Bias":
+    if layout == BIAS:
         return [rng.normal(0, 0.1, s).astype("f4") for s in shapes]
     weight = shapes[0]
     if spec.ip is not None:                 # (out, in), or (in, out) when transposed

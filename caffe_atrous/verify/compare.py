@@ -18,19 +18,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import runners
-from .analysis import strides as st
-from .analysis.cost import receptive_fields
-from .analysis.shapes import fmt_shape, infer_shapes
-from .convert import Loaded, load_text, read_text, truncate
-from .formats import netspec, prototxt
-from .formats.facts import Source
-from .errors import AtrousError, ConversionWarning, UsageError
-from .graph import Graph
-from .rewrite.exactness import inexact_reason
-from .rewrite.heads import ELEMENTWISE
+from ..analysis import strides as st
+from ..analysis.cost import receptive_fields
+from ..analysis.shapes import fmt_shape, infer_shapes
+from ..pipeline.conversion import Loaded, load_text, read_text, truncate
+from ..formats import netspec, prototxt
+from ..graph.records import Source
+from ..core.errors import AtrousError, ConversionWarning, UsageError
+from ..graph.graph import Graph
+from ..rewrite.exactness import inexact_reason
+from ..rewrite.heads import ELEMENTWISE
 
+# What may follow a classifier head and still give (N, K) per position.
 HEAD_FOLLOWERS = ELEMENTWISE | {"InnerProduct", "Softmax"}
-from .window import Pair, fmt_pair
+from ..core.window import Pair, fmt_pair
 
 
 @dataclass
@@ -175,8 +176,8 @@ def _run_both(runner, nets: list[Loaded], weights: list[str], inputs: dict, blob
 def _check_weights(loaded: Loaded, weights_path: str) -> None:
     """The caffemodel must be sound and fit the network before an engine reads it:
     an engine may abort the whole process on a damaged file."""
-    from .formats.caffemodel import Weights
-    from .weights import check, raise_for
+    from ..formats.caffemodel import Weights
+    from ..weights.check import check, raise_for
     with Weights(weights_path) as w:
         raise_for(check(loaded, w), weights_path)
 

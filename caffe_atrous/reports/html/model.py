@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from ..analysis.shapes import infer_shapes
-from ..analysis.strides import cumulative_strides
-from ..convert import Loaded, Result
-from ..errors import AtrousError
-from ..formats.netspec import LayerSpec
-from ..report import change_pair, layer_changes
+from ...analysis.shapes import infer_shapes
+from ...analysis.strides import cumulative_strides
+from ...pipeline.conversion import Loaded, Result
+from ...core.errors import AtrousError
+from ...graph.records import LayerSpec
+from ..text import change_pair, layer_changes
 
 ARROW = " -> "
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import shutil
 
-from ..convert import Loaded, Result
-from ..errors import UsageError
+from ...pipeline.conversion import Loaded, Result
+from ...core.errors import UsageError
 
 EXTRA = "pip install 'caffe-atrous[report]'"
 
@@ -36,7 +36,7 @@ def require() -> None:
 def render(before: Loaded, result: Result, input_shape=None, text: str | None = None) -> str:
     """The page as text. `text` is the input file's text, for the tooltips."""
     require()
-    from ..report import build
+    from ..text import build
     from . import chart, draw, model, page
     report = build(before, result, input_shape)
     picture = model.build(before, result, input_shape, text)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
-from .errors import UsageError
+from ..core.errors import UsageError
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..analysis.cost import receptive_fields
-from ..analysis.strides import cumulative_strides
-from ..convert import Loaded, Result
+from ...analysis.cost import receptive_fields
+from ...analysis.strides import cumulative_strides
+from ...pipeline.conversion import Loaded, Result
 from .model import graphs, is_in_place
 
 BEFORE, AFTER = "#7f7f7f", "#c0392b"

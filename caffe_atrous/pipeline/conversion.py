@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .errors import AtrousError, ConversionWarning, UsageError
-from .formats import netspec, prototxt, textpatch, upgrade
-from .formats.netspec import Net
-from .formats.schema import Schema
-from .graph import build_graphs, test_phase
-from .rewrite.plan import Options, Plan, make_plan
+from ..core.errors import AtrousError, ConversionWarning, UsageError
+from ..formats import netspec, prototxt, textpatch, upgrade
+from ..formats.netspec import Net
+from ..formats.schema import Schema
+from ..graph.graph import build_graphs, test_phase
+from ..graph.reader import read_layers
+from ..graph.records import LayerSpec
+from ..rewrite.plan import Options, Plan, make_plan
 
 
 class Loaded:
@@ -35,8 +37,8 @@ class Loaded:
         self.schema = schema        # the schema `net` was read with (None: the built-in one)
         self.blocks = blocks        # where its layer blocks are in `text` (prototxt.layer_blocks)
 
-    def specs(self) -> list[netspec.LayerSpec]:
-        return netspec.read_layers(self.net, self.lines, self.path)
+    def specs(self) -> list[LayerSpec]:
+        return read_layers(self.net, self.lines, self.path)
 
     def graphs(self, input_shape: tuple[int, ...] | None = None):
         """One graph per phase; `input_shape` (--input-shape) sizes the first input."""
@@ -122,7 +124,7 @@ def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result
     `layout` is False or the input was V1, when it is the canonical form."""
     plan = make_plan(loaded.graphs(opts.input_shape), opts)
     try:
-        new_net = netspec.apply_edits(loaded.net, [c.edit() for c in plan.ordered()])
+        new_net = netspec.apply_patches(loaded.net, [c.patch() for c in plan.ordered()])
     except AtrousError as exc:
         lines = {s.name: s.line for g in loaded.graphs() for s in g.layers}
         raise exc.located(loaded.path, lines.get(exc.layer)) from None

@@ -1,4 +1,4 @@
-"""From a LayerParameter message to the typed record of its parameters (facts.py).
+"""From a LayerParameter message to the typed record of its parameters (records.py).
 
 Which parameter field a layer uses comes from the schema itself, as Caffe's
 net_spec derives it: layer type `X` reads the field whose message is
@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import AtrousError
-from ..window import Pair, Window
-from . import facts
-from .schema import enum_name, get, has
-
-# Types that produce network inputs from outside the network.
-DATA_TYPES = {"Data", "ImageData", "ImageSegData", "AnnotatedData", "DummyData", "HDF5Data",
-              "MemoryData", "WindowData", "VideoData", "Input", "DenseImageData"}
+from ..core.errors import AtrousError
+from ..core.window import Pair, Window
+from . import records
+from .kinds import DATA_TYPES
+from .records import PHASES, LayerSpec
+from ..formats.netspec import checked_dims
+from ..formats.schema import enum_name, get, has
 
 # Layer types that read another type's parameter message.
 _BORROWED = {"Deconvolution": "convolution_param", "SoftmaxWithLoss": "softmax_param",
@@ -66,7 +65,7 @@ def _axes(p, field: str, repeated: bool, default: int | None, positive: bool = F
     return pair
 
 
-def _conv(layer, p) -> facts.Conv:
+def _conv(layer, p) -> records.Conv:
     if get(p, "axis", 1) != 1:
         raise AtrousError("convolution_param.axis other than 1 is not supported")
     if any(has(p, n) for n in ("hole", "hole_h", "hole_w")):
@@ -79,12 +78,12 @@ def _conv(layer, p) -> facts.Conv:
     if num_output % group:
         raise AtrousError(f"group is {group} but num_output {num_output} does not divide by it; "
                           "Caffe requires num_output to be a multiple of group: fix one of them")
-    return facts.Conv(window=window, num_output=num_output, group=group, bias_term=p.bias_term,
+    return records.Conv(window=window, num_output=num_output, group=group, bias_term=p.bias_term,
                       engine=enum_name(p, "engine") if "engine" in p.DESCRIPTOR.fields_by_name
                       else "DEFAULT", deconv="Deconvolution" in layer.type)
 
 
-def _pool(layer, p) -> facts.Pool:
+def _pool(layer, p) -> records.Pool:
     if has(p, "ceil_mode"):
         ceil = p.ceil_mode
     else:
@@ -99,7 +98,7 @@ def _pool(layer, p) -> facts.Pool:
                         stride=_axes(p, "stride", False, 1, True),
                         pad=_axes(p, "pad", False, 0))
         _pool_pad(p, window)
-    return facts.Pool(method=enum_name(p, "pool"), window=window, ceil_mode=ceil)
+    return records.Pool(method=enum_name(p, "pool"), window=window, ceil_mode=ceil)
 
 
 def _pool_pad(p, window: Window) -> None:
@@ -117,19 +116,19 @@ def _pool_pad(p, window: Window) -> None:
                               f"requires pad < kernel: set {name} to at most {kernel - 1}")
 
 
-def _inner_product(layer, p) -> facts.InnerProduct:
-    return facts.InnerProduct(num_output=_positive("num_output", p.num_output),
+def _inner_product(layer, p) -> records.InnerProduct:
+    return records.InnerProduct(num_output=_positive("num_output", p.num_output),
                               bias_term=p.bias_term, axis=p.axis, transpose=get(p, "transpose", False))
 
 
-def _interp(layer, p) -> facts.Resize:
-    return facts.Resize(height=p.height, width=p.width,
+def _interp(layer, p) -> records.Resize:
+    return records.Resize(height=p.height, width=p.width,
                         zoom_factor=_positive("zoom_factor", p.zoom_factor),
                         shrink_factor=_positive("shrink_factor", p.shrink_factor),
                         pad_beg=p.pad_beg, pad_end=p.pad_end)
 
 
-def _upsample(layer, p) -> facts.Upsample:
+def _upsample(layer, p) -> records.Upsample:
     """SegNet's UpsampleLayer setup: upsample_h and upsample_w together, else
     scale or scale_h and scale_w (each > 1); pad_out only with a scale of 2."""
     h, w = get(p, "upsample_h"), get(p, "upsample_w")
@@ -139,7 +138,7 @@ def _upsample(layer, p) -> facts.Upsample:
         for name, v in (("upsample_h", h), ("upsample_w", w)):
             if v <= 1:
                 raise AtrousError(f"{name} is {v}; Caffe requires {name} > 1")
-        return facts.Upsample(size=(h, w))
+        return records.Upsample(size=(h, w))
     sh, sw = get(p, "scale_h"), get(p, "scale_w")
     if (sh is None) != (sw is None) or (sh is not None and has(p, "scale")):
         raise AtrousError("give scale, or scale_h and scale_w together, or upsample_h and "
@@ -152,29 +151,29 @@ def _upsample(layer, p) -> facts.Upsample:
     if any(pad and s != 2 for pad, s in zip(pad_out, scale)):
         raise AtrousError("pad_out_h/pad_out_w need a scale of 2 on that axis; Caffe refuses "
                           "other scales: use upsample_h/upsample_w")
-    return facts.Upsample(scale=scale, pad_out=pad_out)
+    return records.Upsample(scale=scale, pad_out=pad_out)
 
 
-def _roi(layer, p) -> facts.RoiPool:
-    return facts.RoiPool(spatial_scale=p.spatial_scale, pooled=(p.pooled_h, p.pooled_w))
+def _roi(layer, p) -> records.RoiPool:
+    return records.RoiPool(spatial_scale=p.spatial_scale, pooled=(p.pooled_h, p.pooled_w))
 
 
-def _psroi(layer, p) -> facts.RoiPool:
-    return facts.RoiPool(spatial_scale=p.spatial_scale, output_dim=p.output_dim,
+def _psroi(layer, p) -> records.RoiPool:
+    return records.RoiPool(spatial_scale=p.spatial_scale, output_dim=p.output_dim,
                          group_size=p.group_size)
 
 
-def _prior_box(layer, p) -> facts.PriorBox:
-    return facts.PriorBox(tuple((n, getattr(p, n)) for n in ("step", "step_h", "step_w")
+def _prior_box(layer, p) -> records.PriorBox:
+    return records.PriorBox(tuple((n, getattr(p, n)) for n in ("step", "step_h", "step_w")
                                 if has(p, n)))
 
 
-def _python(layer, p) -> facts.PythonLayer:
-    return facts.PythonLayer(module=p.module, layer=p.layer, param_str=p.param_str)
+def _python(layer, p) -> records.PythonLayer:
+    return records.PythonLayer(module=p.module, layer=p.layer, param_str=p.param_str)
 
 
-def _crop(layer, p) -> facts.Crop:
-    return facts.Crop(axis=p.axis, offset=tuple(p.offset))
+def _crop(layer, p) -> records.Crop:
+    return records.Crop(axis=p.axis, offset=tuple(p.offset))
 
 
 def _axis_or_legacy(p, legacy: str) -> int:
@@ -182,25 +181,16 @@ def _axis_or_legacy(p, legacy: str) -> int:
     return p.axis if has(p, "axis") or not has(p, legacy) else getattr(p, legacy)
 
 
-def checked_dims(dims, what: str = "shape") -> tuple[int, ...]:
-    """A declared input shape; Caffe refuses a dimension below 1."""
-    dims = tuple(int(d) for d in dims)
-    if any(d <= 0 for d in dims):
-        raise AtrousError(f"{what} {'x'.join(map(str, dims))} has a dimension below 1; every "
-                          "dimension must be 1 or more")
-    return dims
+def _input(layer, p) -> records.Source:
+    return records.Source(tuple(checked_dims(s.dim) for s in p.shape))
 
 
-def _input(layer, p) -> facts.Source:
-    return facts.Source(tuple(checked_dims(s.dim) for s in p.shape))
-
-
-def _dummy(layer, p) -> facts.Source:
+def _dummy(layer, p) -> records.Source:
     shapes = tuple(checked_dims(s.dim) for s in p.shape)
-    return facts.Source(shapes or tuple(zip(p.num, p.channels, p.height, p.width)))
+    return records.Source(shapes or tuple(zip(p.num, p.channels, p.height, p.width)))
 
 
-def _data(layer) -> facts.Source:
+def _data(layer) -> records.Source:
     """Data layers: (batch, channels unknown, crop or resize size) when the file says."""
     tp = layer.transform_param
     crop_h = get(tp, "crop_h", 0) or tp.crop_size
@@ -222,8 +212,8 @@ def _data(layer) -> facts.Source:
     elif has(layer, "memory_data_param"):
         size = (layer.memory_data_param.height, layer.memory_data_param.width)
     if not size:
-        return facts.Source()
-    return facts.Source(((batch, None) + size,) + (None,) * (len(layer.top) - 1))
+        return records.Source()
+    return records.Source(((batch, None) + size,) + (None,) * (len(layer.top) - 1))
 
 
 # Parameter field -> reader. The one place that says which facts are read.
@@ -238,19 +228,19 @@ READERS: dict[str, Callable] = {
     "prior_box_param": _prior_box,
     "python_param": _python,
     "crop_param": _crop,
-    "concat_param": lambda layer, p: facts.Axis(_axis_or_legacy(p, "concat_dim")),
-    "slice_param": lambda layer, p: facts.Slice(_axis_or_legacy(p, "slice_dim"),
+    "concat_param": lambda layer, p: records.Axis(_axis_or_legacy(p, "concat_dim")),
+    "slice_param": lambda layer, p: records.Slice(_axis_or_legacy(p, "slice_dim"),
                                                 tuple(p.slice_point)),
-    "softmax_param": lambda layer, p: facts.Axis(p.axis),
-    "eltwise_param": lambda layer, p: facts.Eltwise(enum_name(p, "operation")),
-    "flatten_param": lambda layer, p: facts.Flatten(p.axis, p.end_axis),
-    "reshape_param": lambda layer, p: facts.Reshape(tuple(int(d) for d in p.shape.dim), p.axis,
+    "softmax_param": lambda layer, p: records.Axis(p.axis),
+    "eltwise_param": lambda layer, p: records.Eltwise(enum_name(p, "operation")),
+    "flatten_param": lambda layer, p: records.Flatten(p.axis, p.end_axis),
+    "reshape_param": lambda layer, p: records.Reshape(tuple(int(d) for d in p.shape.dim), p.axis,
                                                     p.num_axes),
-    "permute_param": lambda layer, p: facts.Permute(tuple(p.order)),
-    "scale_param": lambda layer, p: facts.Affine(p.axis, p.num_axes, p.bias_term),
-    "bias_param": lambda layer, p: facts.Affine(p.axis, p.num_axes),
-    "prelu_param": lambda layer, p: facts.ChannelWise(p.channel_shared),
-    "norm_param": lambda layer, p: facts.ChannelWise(p.channel_shared),
+    "permute_param": lambda layer, p: records.Permute(tuple(p.order)),
+    "scale_param": lambda layer, p: records.Affine(p.axis, p.num_axes, p.bias_term),
+    "bias_param": lambda layer, p: records.Affine(p.axis, p.num_axes),
+    "prelu_param": lambda layer, p: records.ChannelWise(p.channel_shared),
+    "norm_param": lambda layer, p: records.ChannelWise(p.channel_shared),
     "input_param": _input,
     "dummy_data_param": _dummy,
 }
@@ -286,7 +276,7 @@ def _field_for(layer) -> str | None:
     return next((fd.name for fd, _ in layer.ListFields() if fd.name in READERS), None)
 
 
-def read_params(layer) -> facts.LayerParams | None:
+def read_params(layer) -> records.LayerParams | None:
     """The typed record of a LayerParameter's parameters (None: type name only)."""
     if layer.type in DATA_TYPES and layer.type not in ("Input", "DummyData"):
         return _data(layer)
@@ -297,3 +287,66 @@ def read_params(layer) -> facts.LayerParams | None:
         return READERS[field](layer, getattr(layer, field))
     except AtrousError as exc:
         raise AtrousError(f"{field}: {exc.message}") from None
+
+
+def _rule_matches(rule, phase: str, state) -> bool:
+    """Caffe's StateMeetsRule for a net state of the given phase."""
+    if rule.HasField("phase") and enum_name(rule, "phase") != phase:
+        return False
+    if rule.HasField("min_level") and state.level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and state.level > rule.max_level:
+        return False
+    stages = set(state.stage)
+    if any(s not in stages for s in rule.stage):
+        return False
+    if any(s in stages for s in rule.not_stage):
+        return False
+    return True
+
+
+_ALL_PHASES = frozenset(PHASES)
+
+
+def _phases(layer, state) -> frozenset[str]:
+    if not layer.include and not layer.exclude:
+        return _ALL_PHASES
+    if layer.include and layer.exclude:
+        raise AtrousError("a layer may have include rules or exclude rules, not both",
+                          layer=layer.name)
+    if layer.include:
+        return frozenset(p for p in PHASES if any(_rule_matches(r, p, state) for r in layer.include))
+    return frozenset(p for p in PHASES if not any(_rule_matches(r, p, state) for r in layer.exclude))
+
+
+def read_layers(net, lines: list[int] | None = None, path: str | None = None) -> list[LayerSpec]:
+    """Plain LayerSpecs for a V2 NetParameter, in file order."""
+    if getattr(net, "layers", None):
+        raise AtrousError("internal: V1 layers must be upgraded before reading")
+    specs = []
+    state = net.state
+    for i, layer in enumerate(net.layer):
+        line = lines[i] if lines and i < len(lines) else None
+        name = layer.name
+        try:
+            if not name:
+                raise AtrousError(f"layer number {i + 1} has no name; give it one")
+            spec = LayerSpec(i, name, layer.type, tuple(layer.bottom), tuple(layer.top),
+                             _phases(layer, state), line, read_params(layer))
+        except AtrousError as exc:
+            raise exc.located(path, line, name or None) from None
+        specs.append(spec)
+    return specs
+
+
+def schema_layer_types(schema) -> set[str]:
+    """The layer types a schema names: `X` for every XParameter field of its
+    LayerParameter (as net_spec derives them), and the V2 name of every type of
+    its V1 layer enum."""
+    from ..formats.upgrade import V1_TYPES
+    types = set(_type_fields(schema.LayerParameter.DESCRIPTOR))
+    try:
+        enum = schema.V1LayerParameter.DESCRIPTOR.fields_by_name["type"].enum_type
+    except AttributeError:                  # a fork schema without V1 layers
+        return types
+    return types | {V1_TYPES.get(v.name, v.name) for v in enum.values if v.name != "NONE"}

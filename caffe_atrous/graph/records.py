@@ -1,6 +1,6 @@
 """What caffe_atrous knows about a layer's parameters, as small frozen records.
 
-formats/layers.py fills one of these from each layer's message; the rest of
+graph/reader.py fills one of these from each layer's message; the rest of
 caffe_atrous asks typed questions of them (`layer.conv.group`,
 `layer.pool.is_global`) and never sees protobuf. A layer whose type has no
 record here has `params` None: it is known by its type name alone.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..window import Pair, Window
+from ..core.window import Pair, Window
 
 Shape = tuple
 
@@ -162,3 +162,50 @@ class Source(NamedTuple):
 LayerParams = (Conv | Pool | InnerProduct | Resize | Upsample | RoiPool | PriorBox | PythonLayer
                | Crop | Axis | Slice | Eltwise | Flatten | Reshape | Permute | Affine | ChannelWise
                | Source)
+
+
+PHASES = ("TRAIN", "TEST")
+
+
+class LayerSpec:
+    """One layer as plain data: what the file says (the first eight fields, which
+    equality compares) and typed views of its parameters, set once since every
+    analysis loop reads them. (A plain class: importing dataclasses costs a tenth
+    of a conversion.)"""
+
+    FIELDS = ("index", "name", "type", "bottoms", "tops", "phases", "line", "params")
+    __slots__ = FIELDS + ("conv", "pool", "ip", "resize", "upsample", "window", "is_deconv",
+                          "is_global_pool")
+
+    def __init__(self, index: int, name: str, type: str, bottoms: tuple[str, ...],
+                 tops: tuple[str, ...], phases: frozenset[str], line: int | None = None,
+                 params: LayerParams | None = None):
+        self.index, self.name, self.type = index, name, type
+        self.bottoms, self.tops, self.phases = bottoms, tops, phases
+        self.line, self.params = line, params
+        p = params
+        self.conv: Conv | None = p if isinstance(p, Conv) else None  # (de)convolution
+        self.pool: Pool | None = p if isinstance(p, Pool) else None
+        self.ip: InnerProduct | None = p if isinstance(p, InnerProduct) else None
+        self.resize: Resize | None = p if isinstance(p, Resize) else None
+        self.upsample: Upsample | None = p if isinstance(p, Upsample) else None
+        # Sliding-window geometry of a convolution, deconvolution or local pooling.
+        self.window: Window | None = \
+            p.window if self.conv is not None or self.pool is not None else None
+        self.is_deconv = self.conv is not None and self.conv.deconv
+        self.is_global_pool = self.pool is not None and self.pool.is_global
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, f) for f in LayerSpec.FIELDS)
+
+    def __eq__(self, other) -> bool:
+        return type(other) is LayerSpec and self._values() == other._values()
+
+    __hash__ = None                              # mutable, compared by value
+
+    def __repr__(self) -> str:
+        return "LayerSpec(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in LayerSpec.FIELDS) + ")"
+
+    def replace(self, **changes) -> LayerSpec:
+        """A copy with some of the first eight fields changed."""
+        return LayerSpec(**{**dict(zip(LayerSpec.FIELDS, self._values())), **changes})
