@@ -35,7 +35,7 @@ import json, resource, sys, time
 mode, net_path, weights_path = sys.argv[1:4]
 from caffe_atrous.formats.schema import builtin
 from caffe_atrous.formats.caffemodel import Weights
-from caffe_atrous.pipeline.conversion import load_text
+from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.weights.check import check
 import numpy
 t = time.perf_counter()
@@ -105,7 +105,7 @@ def main() -> int:
         print(f"bench: needs {NET} (../shared/zoo beside the repository)", file=sys.stderr)
         return 2
     sys.path.insert(0, str(ROOT))
-    from caffe_atrous.pipeline.conversion import load_text
+    from caffe_atrous.pipeline.loading import load_text
     from caffe_atrous.weights.check import random_weights
 
     with tempfile.TemporaryDirectory(prefix="caffe_atrous_bench_") as tmp:

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import caffe_atrous.cli.commands
-import caffe_atrous.pipeline.conversion
-from caffe_atrous.analysis.params import param_shapes
-from caffe_atrous.analysis.shapes import infer_shapes
-from caffe_atrous.pipeline.conversion import convert_text, load_text
+from caffe_atrous.pipeline import invariants
+from caffe_atrous.pipeline.conversion import convert_text
+from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.rewrite.plan import Options
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,57 +41,16 @@ def zoo_text(rel: str, **variables: str) -> str:
 
 
 # -- what every conversion must keep ------------------------------------------
-
-def _geometry(loaded) -> list:
-    """Per layer: name, type, and what the weights depend on (kernel, outputs, group)."""
-    out = []
-    for s in loaded.specs():
-        conv = s.conv
-        out.append((s.name, s.type, conv and (conv.window.kernel, conv.num_output, conv.group),
-                    s.ip and (s.ip.num_output, s.ip.axis, s.ip.transpose)))
-    return out
-
-
-def check_invariants(loaded, result, opts: Options, convert_loaded) -> None:
-    """Names, order, types, kernel shapes, num_output and every parameter blob's
-    shape are kept; the text is the plan; converting the output again at its own
-    output stride changes nothing."""
-    after = load_text(result.text, "out", loaded.schema)
-    assert after.net == result.net, "the written text differs from the converted network"
-    heads = result.plan.heads()
-    expected = [(n, "Convolution", (heads[n].window.kernel, heads[n].num_output, 1), None)
-                if n in heads else (n, t, conv, ip) for n, t, conv, ip in _geometry(loaded)]
-    assert expected == _geometry(after)
-    for g0, g1 in zip(loaded.graphs(), after.graphs()):
-        shape = opts.input_shape
-        p0 = param_shapes(g0, infer_shapes(g0, input_shape=shape))
-        for name, h in heads.items():     # a classifier made a convolution: (N, C, kh, kw)
-            if name in p0:
-                assert p0[name] == h.stored_shapes()
-                p0[name] = [(h.num_output, h.channels0 // h.in_step) + h.window.kernel] + \
-                    [(h.num_output,)] * h.bias_term
-        assert p0 == param_shapes(g1, infer_shapes(g1, input_shape=shape))
-    stride = result.plan.stride_after
-    if stride.denominator == 1:
-        again = convert_loaded(after, Options(output_stride=int(stride), mode=opts.mode,
-                                              input_shape=opts.input_shape), False)
-        assert not again.plan.changes, f"converting again changes {again.plan.ordered()[0]}"
+# The package checks every conversion when asked (pipeline/invariants.py); the
+# tests ask for the whole run, so the command lines they start are checked too.
+os.environ[invariants.ENV] = "1"
 
 
 @pytest.fixture(autouse=True)
-def _every_conversion_keeps_its_invariants(request, monkeypatch):
-    """Every conversion a test makes in this process (library or CLI) is checked.
-    A test opts out with @pytest.mark.no_invariants (fuzzing, speed)."""
+def _no_invariants_when_marked(request, monkeypatch):
+    """A test opts out with @pytest.mark.no_invariants (fuzzing, speed)."""
     if request.node.get_closest_marker("no_invariants"):
-        return
-    real = caffe_atrous.pipeline.conversion.convert_loaded
-
-    def checked(loaded, opts, layout=True):
-        result = real(loaded, opts, layout)
-        check_invariants(loaded, result, opts, real)
-        return result
-    monkeypatch.setattr(caffe_atrous.pipeline.conversion, "convert_loaded", checked)
-    monkeypatch.setattr(caffe_atrous.cli.commands, "convert_loaded", checked)
+        monkeypatch.delenv(invariants.ENV)
 
 
 def pytest_configure(config):

@@ -4,7 +4,9 @@ them reaches the output unchanged. The networks are written for these tests."""
 
 import pytest
 
-from caffe_atrous.pipeline.conversion import convert_text, load_text
+from caffe_atrous.pipeline.conversion import convert_text
+
+from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.formats import prototxt
 from caffe_atrous.formats.schema import enum_name
 from caffe_atrous.rewrite.plan import Options

@@ -61,7 +61,7 @@ BY_HAND = {
 
 
 def _geometry(text: str) -> dict:
-    from caffe_atrous.pipeline.conversion import load_text
+    from caffe_atrous.pipeline.loading import load_text
     return {s.name: "global" if s.is_global_pool else (s.window and s.window.describe())
             for s in load_text(text, "x").specs()}
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from caffe_atrous.cli import main
-from caffe_atrous.pipeline.conversion import load_text
+from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.core.errors import AtrousError
 from caffe_atrous.formats import caffemodel
 from caffe_atrous.core.window import Window

@@ -75,7 +75,7 @@ def test_truncated_output_keeps_the_layout_of_what_is_kept(path, last):
 @pytest.mark.parametrize("path", UNCHANGED)
 def test_networks_at_their_own_output_stride_come_back_unchanged(path):
     from caffe_atrous.analysis import strides as st
-    from caffe_atrous.pipeline.conversion import load_text
+    from caffe_atrous.pipeline.loading import load_text
     text = zoo_text(path)
     own = max(st.network_output_stride(g) for g in load_text(text, path).graphs())
     r = convert(text, output_stride=int(own))

@@ -12,7 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from caffe_atrous.pipeline.conversion import convert_text, load_text, read_text, truncate
+from caffe_atrous.pipeline.conversion import convert_text
+
+from caffe_atrous.pipeline.loading import load_text, read_text, truncate
 from caffe_atrous.core.errors import AtrousError
 from caffe_atrous.formats import prototxt
 from caffe_atrous.formats.caffemodel import Weights

@@ -7,7 +7,7 @@ import pytest
 from caffe_atrous.analysis import strides as st
 from caffe_atrous.analysis.shapes import infer_shapes
 from caffe_atrous.cli import main
-from caffe_atrous.pipeline.conversion import load_text
+from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.core.errors import AtrousError
 
 from conftest import conv, convert, layer, layers_by_name, net, pool, zoo_path, zoo_text

@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from caffe_atrous.cli import main
-from caffe_atrous.pipeline.conversion import convert_loaded, load_text
+from caffe_atrous.pipeline.conversion import convert_loaded
+from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.reports.html import model
 from caffe_atrous.rewrite.plan import Options
 

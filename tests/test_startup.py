@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from caffe_atrous.pipeline import invariants
 from conftest import EXAMPLE, ROOT
 
 NOT_AT_START = ("dataclasses", "inspect", "shutil", "fractions", "numpy", "yaml",
@@ -21,7 +22,9 @@ def _imported_by(argv: list[str]) -> set[str]:
             "print(' '.join(sorted(sys.modules)))\nraise SystemExit(code)\n")
     # without the coverage measurement the test run starts in subprocesses (it imports
     # much of the standard library itself)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    # and without the tests' invariant check, which a user's conversion does not run
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("COVERAGE_") and k != invariants.ENV}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                          text=True, check=True)
     return set(out.stdout.split())

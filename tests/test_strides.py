@@ -5,7 +5,7 @@ from fractions import Fraction
 import pytest
 
 from caffe_atrous.analysis import strides as st
-from caffe_atrous.pipeline.conversion import load_text
+from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.core.errors import AtrousError
 
 from conftest import conv, layer, net, pool, convert
@@ -25,7 +25,7 @@ def test_cumulative_strides_multiply():
     s = {b.name: v for b, v in st.cumulative_strides(g).items() if v is not None}
     assert s == {n: (Fraction(v), Fraction(v)) for n, v in
                  {"data": 1, "c1": 2, "p1": 4, "c2": 8, "c3": 16, "c4": 16, "c5": 32}.items()}
-    assert st.output_stride(st.cumulative_strides(g)) == 32
+    assert st.largest_stride(st.cumulative_strides(g)) == 32
 
 
 def test_strides_are_kept_per_axis():
@@ -42,7 +42,7 @@ def test_output_stride_removes_only_strides_past_the_target():
     names = {l.index: l.name for l in g.layers}
     r = st.removals_for_output_stride(g, 8)
     assert {names[i]: v for i, v in r.items()} == {"c3": (2, 2), "c5": (2, 2)}
-    assert st.output_stride(st.cumulative_strides(g, r)) == 8
+    assert st.largest_stride(st.cumulative_strides(g, r)) == 8
     r = st.removals_for_output_stride(g, 16)
     assert {names[i] for i in r} == {"c5"}
 

@@ -1,6 +1,6 @@
 """Legacy V1 files are upgraded to V2 as Caffe's upgrade_net_proto_text does."""
 
-from caffe_atrous.pipeline.conversion import load_text
+from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.formats import prototxt
 
 from conftest import zoo_text

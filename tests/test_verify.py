@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from caffe_atrous.cli import main
-from caffe_atrous.pipeline.conversion import load_text
+from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.analysis.shapes import infer_shapes
 from caffe_atrous.verify.compare import verify
 from caffe_atrous.weights.check import random_weights

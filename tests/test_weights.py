@@ -7,7 +7,7 @@ import pytest
 from google.protobuf import text_format
 
 from caffe_atrous.cli import main
-from caffe_atrous.pipeline.conversion import load_text
+from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.formats import caffemodel
 from caffe_atrous.formats.schema import builtin
 from caffe_atrous.weights.check import expected_params

@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import text_format
 
 from caffe_atrous.cli import main
-from caffe_atrous.pipeline.conversion import load_text
+from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.core.errors import AtrousError
 from caffe_atrous.formats import caffemodel, pieces, weights_out
 from caffe_atrous.formats.schema import builtin

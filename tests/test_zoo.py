@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from caffe_atrous.pipeline.conversion import load_text
+from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.core.errors import AtrousError
 from caffe_atrous.formats import prototxt
 

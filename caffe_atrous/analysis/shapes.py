@@ -13,7 +13,7 @@ import math
 from typing import Callable
 
 from ..core.errors import AtrousError
-from ..graph.records import (Crop, Flatten, Permute, Reshape, Resize, RoiPool, Slice, Source,
+from ..graph.records import (Crop, Flatten, Permute, Reshape, Resize, RoiPool, Slice, DataShapes,
                              Upsample)
 from ..graph.records import LayerSpec
 from ..graph.graph import Blob, Graph
@@ -230,7 +230,7 @@ def _roi(layer: LayerSpec, ins: list, *_) -> list:
 
 
 def _source(layer: LayerSpec, ins: list, *_) -> list:
-    p = layer.params if isinstance(layer.params, Source) else Source()
+    p = layer.params if isinstance(layer.params, DataShapes) else DataShapes()
     return [p.shape(i) for i in range(len(layer.tops))]
 
 
@@ -309,3 +309,11 @@ def infer_shapes(graph: Graph, window_of: Callable[[LayerSpec], Window | None] |
             shapes[blob] = s
     return shapes
 
+
+def infer_converted(graph: Graph, windows: dict[int, Window], made_global: set[int],
+                    input_shape: tuple[int, ...] | None = None) -> Shapes:
+    """Every blob's shape once a conversion is applied: `windows` are the new
+    windows by layer index, `made_global` the poolings made global."""
+    return infer_shapes(graph, window_of=lambda l: windows.get(l.index, l.window),
+                        is_global=lambda l: l.index in made_global or l.is_global_pool,
+                        input_shape=input_shape)

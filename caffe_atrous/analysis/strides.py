@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from ..graph.records import Source
+from ..graph.records import DataShapes
 from ..graph.records import LayerSpec
 from ..graph.graph import Blob, Graph
 from ..core.window import Pair
@@ -83,7 +83,7 @@ class _Pass:
 
 
 def _sources(graph: Graph, layer: LayerSpec, out: _Pass) -> None:
-    source = layer.params if isinstance(layer.params, Source) else Source()
+    source = layer.params if isinstance(layer.params, DataShapes) else DataShapes()
     for i, blob in enumerate(graph.tops(layer)):
         shape = source.shape(i)
         out.strides[blob] = ONE if shape is None or len(shape) == 4 else None
@@ -156,7 +156,7 @@ def _after(graph: Graph, removals: dict[int, Pair] | None,
                       lambda layer: layer.index in made_global or layer.is_global_pool, original)
 
 
-def output_stride(strides: dict[Blob, Stride | None]) -> Number:
+def largest_stride(strides: dict[Blob, Stride | None]) -> Number:
     """The largest stride of any spatial blob (see network_output_stride for the
     network's output stride)."""
     values = [max(s) for s in strides.values() if s is not None]

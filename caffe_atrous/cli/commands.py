@@ -7,7 +7,8 @@ import argparse
 import sys
 
 from ..core.atomic import write_text
-from ..pipeline.conversion import convert_loaded, load_text, read_text, truncate
+from ..pipeline.conversion import convert_loaded
+from ..pipeline.loading import load_text, read_text, truncate
 from ..core.errors import UsageError
 from ..core.files import same_file, unified_diff
 from ..rewrite.dilate import EXACT, SEED

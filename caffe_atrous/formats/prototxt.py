@@ -28,7 +28,7 @@ _KNOWN_FORKS = ("BVLC Caffe, SSD, PSPNet, DeepLab v1/v2, Faster R-CNN, R-FCN, Mi
                 "ENet")
 
 
-class Source(NamedTuple):
+class ParsedText(NamedTuple):
     """Where a network came from: file name, format and layer line numbers."""
 
     path: str
@@ -89,7 +89,7 @@ def _explain(message: str, source_line: str, schema: Schema) -> str:
     return message.split(": ", 1)[-1] if message.startswith("'") else message
 
 
-def parse(text: str, path: str = "<string>", schema: Schema | None = None) -> tuple[object, Source]:
+def parse(text: str, path: str = "<string>", schema: Schema | None = None) -> tuple[object, ParsedText]:
     """Parse prototxt text into a NetParameter of `schema` (the built-in one by
     default); raise AtrousError on bad input."""
     schema = schema or builtin()
@@ -118,7 +118,7 @@ def parse(text: str, path: str = "<string>", schema: Schema | None = None) -> tu
             raise AtrousError("the file is in the V0 format (`layers { layer { ... } }`); upgrade it "
                               "with Caffe's upgrade_net_proto_text first",
                               file=path, line=lines[i] if i < len(lines) else None)
-    return net, Source(path=path, text=text, legacy=bool(legacy), layer_lines=lines,
+    return net, ParsedText(path=path, text=text, legacy=bool(legacy), layer_lines=lines,
                        layer_blocks=blocks)
 
 

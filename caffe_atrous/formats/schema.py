@@ -29,6 +29,7 @@ import os
 from functools import lru_cache
 
 from ..core.errors import AtrousError
+from .wire import Corrupt, walk
 
 DESCRIPTOR_SET = "caffe.desc"
 
@@ -49,32 +50,16 @@ _WITHOUT = {
 }
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ValueError("truncated")
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
-        if byte < 0x80:
-            return value, pos
-
-
 def _file_protos(descriptor_set: bytes) -> list[bytes]:
     """The serialized FileDescriptorProtos of a FileDescriptorSet (its field 1),
     split without descriptor_pb2, whose import costs more than the whole split."""
-    files, pos = [], 0
-    while pos < len(descriptor_set):
-        key, pos = _varint(descriptor_set, pos)
-        if key != (1 << 3 | 2):
-            raise ValueError(f"unexpected field key {key}")
-        size, pos = _varint(descriptor_set, pos)
-        if pos + size > len(descriptor_set):
-            raise ValueError("truncated")
-        files.append(descriptor_set[pos:pos + size])
-        pos += size
-    return files
+    try:
+        fields = walk(descriptor_set, 0, len(descriptor_set))
+    except Corrupt as exc:
+        raise ValueError(str(exc)) from None
+    if any(f.number != 1 or f.wire != 2 for f in fields):
+        raise ValueError("a field other than `file`")
+    return [descriptor_set[f.data:f.stop] for f in fields]
 
 
 def _upb():

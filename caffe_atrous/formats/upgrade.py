@@ -7,6 +7,8 @@ dropped, so the command line can say so instead of losing it silently.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ..core.errors import AtrousError, ConversionWarning
 from .netspec import declared_inputs
 from .schema import enum_name, has
@@ -105,14 +107,27 @@ def _upgrade_layer(v1, out, notes: list[ConversionWarning]) -> None:
                 param.ClearField(f)
 
 
-def upgrade_v1(net) -> tuple[object, list[ConversionWarning]]:
-    """Return a V2 copy of a V1 net: `layers` become `layer`, inputs an Input layer."""
+class Upgraded(NamedTuple):
+    """A V1 net made V2: the net, what could not be carried over, and for every V2
+    layer the index of the V1 layer it came from (None: the Input layer made of the
+    net's declared inputs)."""
+
+    net: object
+    notes: list[ConversionWarning]
+    origin: list[int | None]
+
+
+def upgrade_v1(net) -> Upgraded:
+    """A V2 copy of a V1 net: `layers` become `layer`, inputs an Input layer."""
     out = type(net)()
     out.CopyFrom(net)
     out.ClearField("layers")
     notes: list[ConversionWarning] = []
+    origin: list[int | None] = []
     if net.input:
         _inputs_to_layer(out)
+        origin.append(None)
+    origin.extend(range(len(net.layers)))
     for v1 in net.layers:
         try:
             _upgrade_layer(v1, out.layer.add(), notes)
@@ -121,7 +136,7 @@ def upgrade_v1(net) -> tuple[object, list[ConversionWarning]]:
     for layer in out.layer:
         if has(layer, "convolution_param"):
             hole_to_dilation(layer.convolution_param)
-    return out, notes
+    return Upgraded(out, notes, origin)
 
 
 def _inputs_to_layer(net) -> None:

@@ -84,7 +84,7 @@ KINDS: dict[str, Kind] = {
              "MultiBoxLoss SegAccuracy", LOSS),
     # network inputs
     **_kinds("Data ImageData ImageSegData AnnotatedData DummyData HDF5Data MemoryData WindowData "
-             "VideoData Input DenseImageData MILData", Kind(SOURCE, RULE)),
+             "VideoData Input DenseImageData MILData MatRead", Kind(SOURCE, RULE)),
 }
 
 # Type names a schema suggests that caffe_atrous leaves unknown on purpose, and why.

@@ -181,16 +181,16 @@ def _axis_or_legacy(p, legacy: str) -> int:
     return p.axis if has(p, "axis") or not has(p, legacy) else getattr(p, legacy)
 
 
-def _input(layer, p) -> records.Source:
-    return records.Source(tuple(checked_dims(s.dim) for s in p.shape))
+def _input(layer, p) -> records.DataShapes:
+    return records.DataShapes(tuple(checked_dims(s.dim) for s in p.shape))
 
 
-def _dummy(layer, p) -> records.Source:
+def _dummy(layer, p) -> records.DataShapes:
     shapes = tuple(checked_dims(s.dim) for s in p.shape)
-    return records.Source(shapes or tuple(zip(p.num, p.channels, p.height, p.width)))
+    return records.DataShapes(shapes or tuple(zip(p.num, p.channels, p.height, p.width)))
 
 
-def _data(layer) -> records.Source:
+def _data(layer) -> records.DataShapes:
     """Data layers: (batch, channels unknown, crop or resize size) when the file says."""
     tp = layer.transform_param
     crop_h = get(tp, "crop_h", 0) or tp.crop_size
@@ -212,8 +212,8 @@ def _data(layer) -> records.Source:
     elif has(layer, "memory_data_param"):
         size = (layer.memory_data_param.height, layer.memory_data_param.width)
     if not size:
-        return records.Source()
-    return records.Source(((batch, None) + size,) + (None,) * (len(layer.top) - 1))
+        return records.DataShapes()
+    return records.DataShapes(((batch, None) + size,) + (None,) * (len(layer.top) - 1))
 
 
 # Parameter field -> reader. The one place that says which facts are read.

@@ -147,7 +147,7 @@ class ChannelWise(NamedTuple):
     channel_shared: bool = False
 
 
-class Source(NamedTuple):
+class DataShapes(NamedTuple):
     """A layer that makes network inputs: one shape per top (None: unknown;
     an entry of a shape may be None, such as a data layer's channels)."""
 
@@ -161,7 +161,7 @@ class Source(NamedTuple):
 
 LayerParams = (Conv | Pool | InnerProduct | Resize | Upsample | RoiPool | PriorBox | PythonLayer
                | Crop | Axis | Slice | Eltwise | Flatten | Reshape | Permute | Affine | ChannelWise
-               | Source)
+               | DataShapes)
 
 
 PHASES = ("TRAIN", "TEST")

@@ -11,46 +11,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..core.errors import AtrousError, ConversionWarning, UsageError
-from ..formats import netspec, prototxt, textpatch, upgrade
+from ..core.errors import AtrousError, ConversionWarning
+from ..formats import netspec, prototxt, textpatch
 from ..formats.netspec import Net
 from ..formats.schema import Schema
-from ..graph.graph import build_graphs, test_phase
-from ..graph.reader import read_layers
-from ..graph.records import LayerSpec
+from . import invariants
+from .loading import Loaded, load_text, read_text, truncate
 from ..rewrite.plan import Options, Plan, make_plan
-
-
-class Loaded:
-    """A network read and normalised to V2, with what the reader noticed."""
-
-    __slots__ = ("net", "path", "lines", "legacy", "notes", "text", "source", "schema", "blocks")
-
-    def __init__(self, net: Net, path: str, lines: list[int | None], legacy: bool,
-                 notes: list[ConversionWarning] | None = None, text: str | None = None,
-                 source: Net | None = None, schema: Schema | None = None,
-                 blocks: list | None = None):
-        self.net, self.path, self.lines, self.legacy = net, path, lines, legacy
-        self.notes = [] if notes is None else notes
-        self.text = text            # the user's text, when the output can keep its layout
-        self.source = source        # what `text` parses to (before truncation)
-        self.schema = schema        # the schema `net` was read with (None: the built-in one)
-        self.blocks = blocks        # where its layer blocks are in `text` (prototxt.layer_blocks)
-
-    def specs(self) -> list[LayerSpec]:
-        return read_layers(self.net, self.lines, self.path)
-
-    def graphs(self, input_shape: tuple[int, ...] | None = None):
-        """One graph per phase; `input_shape` (--input-shape) sizes the first input."""
-        try:
-            inputs = netspec.declared_inputs(self.net)
-        except AtrousError as exc:
-            raise exc.located(self.path) from None
-        return build_graphs(self.specs(), inputs, self.path, input_shape)
-
-    def graph(self, input_shape: tuple[int, ...] | None = None):
-        """The TEST-phase graph (what runs when the network is deployed)."""
-        return test_phase(self.graphs(input_shape))
 
 
 class Result(NamedTuple):
@@ -65,63 +32,24 @@ class Result(NamedTuple):
     def warnings(self) -> list[ConversionWarning]:
         return self.loaded.notes + self.plan.warnings
 
-
-def read_text(path: str) -> str:
-    """A prototxt file's text ('-': standard input), with one-line errors."""
-    import sys
-    try:
-        if path == "-":                 # bytes, so that the decoding below is strict here too
-            stream = getattr(sys.stdin, "buffer", None)
-            if stream is None:
-                return sys.stdin.read()
-            return stream.read().decode("utf-8")
-        with open(path, encoding="utf-8", newline="") as fh:    # CRLF files stay CRLF
-            return fh.read()
-    except FileNotFoundError:
-        raise UsageError("no such file", file=path) from None
-    except IsADirectoryError:
-        raise UsageError("is a directory, not a prototxt file", file=path) from None
-    except UnicodeDecodeError as exc:
-        raise AtrousError(f"not a text file ({exc.reason} at byte {exc.start}); is this a binary "
-                          ".caffemodel rather than a .prototxt?",
-                          file="<stdin>" if path == "-" else path) from None
-    except OSError as exc:
-        raise AtrousError(f"cannot read: {exc.strerror}", file=path) from None
-
-
-def load_text(text: str, path: str = "<string>", schema: Schema | None = None) -> Loaded:
-    """Parse prototxt text with `schema` (a fork's, from --proto; default: the
-    built-in one); V1 files are upgraded to V2 (and the notes say so)."""
-    net, source = prototxt.parse(text, path, schema)
-    lines: list[int | None] = list(source.layer_lines)
-    notes: list[ConversionWarning] = []
-    if source.legacy:
-        had_inputs = bool(net.input)
-        try:
-            net, notes = upgrade.upgrade_v1(net)
-        except AtrousError as exc:
-            raise exc.located(path) from None
-        if had_inputs:
-            lines = [None] + lines
-    if source.legacy:
-        return Loaded(net, path, lines, True, notes, schema=schema)
-    return Loaded(net, path, lines, False, notes, text, net, schema, source.layer_blocks)
-
-
-def truncate(loaded: Loaded, last: str) -> Loaded:
-    """Drop every layer after the layer named `last`."""
-    names = netspec.layer_names(loaded.net)
-    index = names.index(last) if last in names else None
-    if index is None:
-        raise UsageError(f"--truncate-after {last}: no layer has that name", file=loaded.path)
-    return Loaded(netspec.truncate_after(loaded.net, index), loaded.path,
-                  loaded.lines[: index + 1], loaded.legacy, loaded.notes, loaded.text, loaded.source,
-                  loaded.schema, loaded.blocks)
+    def converted(self, path: str | None = None) -> Loaded:
+        """The converted network as a Loaded: the input's line numbers and schema,
+        named `path` in messages (default: the input's)."""
+        return Loaded(self.net, path=path or self.loaded.path, lines=self.loaded.lines,
+                      schema=self.loaded.schema)
 
 
 def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result:
     """Convert; the text keeps the user's layout (comments, field order) unless
-    `layout` is False or the input was V1, when it is the canonical form."""
+    `layout` is False or the input was V1, when it is the canonical form. With
+    CAFFE_ATROUS_CHECK_INVARIANTS set, the result is checked (invariants.py)."""
+    result = _convert(loaded, opts, layout)
+    if invariants.enabled():
+        invariants.check(loaded, result, opts, _convert)
+    return result
+
+
+def _convert(loaded: Loaded, opts: Options, layout: bool) -> Result:
     plan = make_plan(loaded.graphs(opts.input_shape), opts)
     try:
         new_net = netspec.apply_patches(loaded.net, [c.patch() for c in plan.ordered()])
@@ -137,7 +65,7 @@ def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result
     text = None
     if layout and loaded.text is not None:
         try:       # the rewritten layer blocks are parsed again there and must equal new_net's
-            text = textpatch.patch(loaded.text, loaded.source, new_net, loaded.blocks)
+            text = textpatch.patch(loaded.text, loaded.parsed, new_net, loaded.blocks)
         except textpatch.NotPatchable:
             text = None
     if text is None:
@@ -151,6 +79,8 @@ def convert_loaded(loaded: Loaded, opts: Options, layout: bool = True) -> Result
 def convert_text(text: str, path: str = "<string>", opts: Options | None = None,
                  truncate_after: str | None = None, layout: bool = True,
                  schema: Schema | None = None) -> Result:
+    """Convert prototxt text (`path` names it in messages) with `opts`; see
+    convert_loaded for `layout`, load_text for `schema`."""
     loaded = load_text(text, path, schema)
     if truncate_after:
         loaded = truncate(loaded, truncate_after)

@@ -16,7 +16,8 @@ from typing import Any
 from ..analysis import strides as st
 from ..analysis.cost import activation_bytes, layer_macs, receptive_fields
 from ..analysis.shapes import infer_shapes
-from ..pipeline.conversion import Loaded, Result
+from ..pipeline.conversion import Result
+from ..pipeline.loading import Loaded
 from ..core.errors import AtrousError
 from ..graph.graph import Graph
 
@@ -95,7 +96,7 @@ def _stage_of(before: _Side, after: _Side, l0, l1) -> str:
 def build(before: Loaded, result: Result, input_shape=None) -> dict[str, Any]:
     """The report as plain data (what --report-json writes)."""
     b = _analyse(before.graph(input_shape), input_shape)
-    after = Loaded(result.net, before.path, [], False, schema=before.schema)
+    after = result.converted()
     a = _analyse(after.graph(input_shape), input_shape)
     stages: dict[str, _Stage] = {}
     for l0, l1 in zip(b.graph.layers, a.graph.layers):

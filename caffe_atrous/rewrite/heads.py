@@ -89,51 +89,51 @@ def _feeds_head(graph: Graph, blob: Blob) -> bool:
     return False
 
 
-def _decimation(facts, layer: LayerSpec, first: bool, kernel: Pair, feeds: bool,
+def _decimation(ctx, layer: LayerSpec, first: bool, kernel: Pair, feeds: bool,
                 reach: Reach | None) -> tuple[int, int, int]:
     """(taps, out_step, in_step) of one head layer, checked."""
-    s, c = facts.decimate or (1, 1)
+    s, c = ctx.decimate or (1, 1)
     taps = s if first else 1
     for a in (0, 1):
         if kernel[a] > 1 and (kernel[a] - 1) % taps:
-            raise facts.fail(layer, f"--decimate {s},{c}: kernel {fmt_pair(kernel)} cannot keep "
+            raise ctx.fail(layer, f"--decimate {s},{c}: kernel {fmt_pair(kernel)} cannot keep "
                              f"1 tap in {s} (kernel - 1 must divide by {s}); choose a "
                              "decimation that divides it")
     out_step = c if feeds else 1
     if layer.ip.num_output % out_step:
-        raise facts.fail(layer, f"--decimate {s},{c}: num_output {layer.ip.num_output} does not "
+        raise ctx.fail(layer, f"--decimate {s},{c}: num_output {layer.ip.num_output} does not "
                          f"divide by {c}; choose a channel step that divides it")
     return taps, out_step, (reach.out_step if reach else 1)
 
 
-def decide_head(facts, layer: LayerSpec, x: Blob, reach: Reach | None
+def decide_head(ctx, layer: LayerSpec, x: Blob, reach: Reach | None
                 ) -> tuple[Head, Reach, list[str]]:
     """The Head for an InnerProduct reading `x` (a spatial map, or a head's
     output), what flows out of it, and notes for a warning."""
-    ip, g = layer.ip, facts.graph
+    ip, g = layer.ip, ctx.graph
     if ip.axis not in (1, -3) and not (ip.axis == -1 and reach is not None):
-        raise facts.fail(layer, f"inner_product_param.axis is {ip.axis}: only an InnerProduct "
+        raise ctx.fail(layer, f"inner_product_param.axis is {ip.axis}: only an InnerProduct "
                          "over axis 1 (all of C, H, W) can become a convolution; drop the head "
                          "with --truncate-after, or convert without --fc-to-conv")
-    if ip.transpose and not facts.weights_follow:
-        raise facts.fail(layer, "transpose: true: as a convolution its weights must be "
+    if ip.transpose and not ctx.weights_follow:
+        raise ctx.fail(layer, "transpose: true: as a convolution its weights must be "
                          "transposed, so there is no caffemodel to match; give --weights "
                          "IN.caffemodel and --weights-out OUT.caffemodel to write one")
-    shape = facts.shapes0.get(x)
+    shape = ctx.shapes0.get(x)
     if reach is None and (shape is None or len(shape) != 4 or None in shape[1:]):
-        raise facts.fail(layer, f"the size of '{x.name}' is unknown, so the kernel that covers "
+        raise ctx.fail(layer, f"the size of '{x.name}' is unknown, so the kernel that covers "
                          "it is too; give --input-shape N,C,H,W")
     if reach is not None and (shape is None or None in shape[1:]):
-        raise facts.fail(layer, "its input size is unknown; give --input-shape N,C,H,W")
+        raise ctx.fail(layer, "its input size is unknown; give --input-shape N,C,H,W")
     kernel0 = tuple(shape[2:]) if reach is None else (1, 1)
     channels0 = shape[1] if reach is None else math.prod(shape[1:])
-    m = facts.factor(x) if reach is None else reach.m
+    m = ctx.factor(x) if reach is None else reach.m
     feeds = any(_feeds_head(g, t) for t in g.tops(layer))
-    taps, out_step, in_step = _decimation(facts, layer, reach is None, kernel0, feeds, reach)
+    taps, out_step, in_step = _decimation(ctx, layer, reach is None, kernel0, feeds, reach)
     kernel = tuple((k - 1) // taps + 1 for k in kernel0)
     dil = tuple(m[a] * taps if kernel[a] > 1 else 1 for a in (0, 1))
     window, notes = Window(kernel=kernel, dilation=dil), []
-    if facts.mode != EXACT and max(dil) > 1:     # undilated: FCN's net surgery, pad 0
+    if ctx.mode != EXACT and max(dil) > 1:     # undilated: FCN's net surgery, pad 0
         pad, notes = _same_pad(window)
         window = window.replace(pad=pad)
     head = Head(window, ip.num_output // out_step, kernel0, channels0, ip.num_output,

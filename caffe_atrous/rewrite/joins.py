@@ -19,7 +19,7 @@ whose stride was removed on them), as published Inception backbones do:
 from __future__ import annotations
 
 from ..analysis import strides as st
-from ..analysis.shapes import infer_shapes
+from ..analysis.shapes import infer_converted
 from ..core.errors import AtrousError
 from ..graph.records import LayerSpec
 from ..graph.graph import Blob, Graph
@@ -44,26 +44,26 @@ def _kept_stride(graph: Graph, blob: Blob, removals: dict) -> LayerSpec | None:
                  if st.own_stride(l) != (1, 1) and l.index not in removals), None)
 
 
-def check_factors(facts, layer: LayerSpec) -> None:
+def check_factors(ctx, layer: LayerSpec) -> None:
     """An Eltwise/Concat whose inputs arrive with different removed factors is refused.
 
         res4a = Eltwise(res4a_branch1 x1, res4a_branch2c x2)  ->  error: --from res4a_branch1
     """
-    bottoms = facts.graph.bottoms(layer)
-    spatial = [(b, f) for b in bottoms if (f := facts.factor(b)) is not None]
+    bottoms = ctx.graph.bottoms(layer)
+    spatial = [(b, f) for b in bottoms if (f := ctx.factor(b)) is not None]
     if len({f for _, f in spatial}) <= 1:
         return
     parts = ", ".join(f"'{b.name}' x{fmt_pair(f)}" for b, f in spatial)
     top = max(f for _, f in spatial)
     kept = [k for b, f in spatial if f != top
-            if (k := _kept_stride(facts.graph, b, facts.removals)) is not None]
+            if (k := _kept_stride(ctx.graph, b, ctx.removals)) is not None]
     if kept:
         first = min(kept, key=lambda l: l.index)
         hint = (f"'{kept[0].name}' keeps its stride {fmt_pair(kept[0].window.stride)}: "
                 f"--from {first.name} would remove it too, or use --output-stride")
     else:
         hint = "use --output-stride"
-    raise facts.fail(layer, f"its inputs arrive with different removed stride factors ({parts}), "
+    raise ctx.fail(layer, f"its inputs arrive with different removed stride factors ({parts}), "
                      f"so they would no longer line up; {hint}")
 
 
@@ -73,17 +73,16 @@ def names(names: list[str]) -> str:
 
 
 def check_sizes(graph: Graph, windows: dict[int, Window], made_global: set[int],
-                undilated: set[int], input_shape=None) -> None:
+                undilated: set[int], input_shape=None) -> dict:
     """Size the converted graph (`windows`: the new windows by layer index): the
     inputs of every join must still agree. A clash downstream of a pooling that
     shrinks a denser map less than the dilated layers beside it names that pooling.
+    Returns the shapes.
 
         reduction_b_concat(3x3 conv /2 dilated ..., 3x3 valid pool /2)  ->  error naming the pool
     """
     try:
-        infer_shapes(graph, window_of=lambda l: windows.get(l.index, l.window),
-                     is_global=lambda l: l.index in made_global or l.is_global_pool,
-                     input_shape=input_shape)
+        return infer_converted(graph, windows, made_global, input_shape)
     except AtrousError as exc:
         start = graph.layer(exc.layer) if exc.layer else None
         culprits = [] if start is None else sorted(
@@ -133,9 +132,7 @@ def repad_branches(graph: Graph, windows: dict[int, Window], removals: dict, mad
     done: list[tuple[str, dict[int, Window]]] = []
     for _ in graph.layers:
         try:
-            infer_shapes(graph, window_of=lambda l: windows.get(l.index, l.window),
-                         is_global=lambda l: l.index in made_global or l.is_global_pool,
-                         input_shape=input_shape)
+            infer_converted(graph, windows, made_global, input_shape)
             return done, True
         except AtrousError as exc:
             join = graph.layer(exc.layer) if exc.layer else None

@@ -1,6 +1,6 @@
 """One phase's decisions: the strides to remove, then one rule per layer.
 
-    facts    strides before and after, original shapes, heads made global
+    ctx      strides before and after, original shapes, heads made global
     decide   per layer: the proposal/join checks, then the rule of its kind
              (rules.py, heads.py for classifiers, regrid.py for pyramid
              poolings, resizes and unknown types)
@@ -38,7 +38,7 @@ class PhasePlan(NamedTuple):
     final: dict[str, Number]
 
 
-def _facts(g: Graph, opts: Options) -> tuple[rules.Facts, Number, Number]:
+def _context(g: Graph, opts: Options) -> tuple[rules.RuleContext, Number, Number]:
     """Strides before and after the removals, original shapes, heads made global;
     and the output strides before and after."""
     if opts.from_layer is not None:
@@ -48,18 +48,18 @@ def _facts(g: Graph, opts: Options) -> tuple[rules.Facts, Number, Number]:
         removals = st.removals_for_output_stride(g, opts.output_stride)
     s0, before = st.strides_and_output_stride(g)
     s1, after = st.strides_and_output_stride(g, removals)
-    facts = rules.Facts(g, opts.mode, s0, s1, removals,
+    ctx = rules.RuleContext(g, opts.mode, s0, s1, removals,
                         infer_shapes(g, input_shape=opts.input_shape),
                         fc_to_conv=opts.fc_to_conv, decimate=opts.decimate,
                         weights_follow=opts.weights_follow)
-    facts.made_global = {l.index for l in g.layers if rules.covers_whole_map(facts, l)}
-    if facts.made_global:
-        facts.s1, after = st.strides_and_output_stride(g, removals, facts.made_global)
-    return facts, before, after
+    ctx.made_global = {l.index for l in g.layers if rules.covers_whole_map(ctx, l)}
+    if ctx.made_global:
+        ctx.s1, after = st.strides_and_output_stride(g, removals, ctx.made_global)
+    return ctx, before, after
 
 
-def _rule_for(facts: rules.Facts, layer: LayerSpec):
-    geo = grids.geometry(facts.graph)
+def _rule_for(ctx: rules.RuleContext, layer: LayerSpec):
+    geo = grids.geometry(ctx.graph)
     if layer.index in geo.bins:
         return regrid.bin_pooling
     if layer.index in geo.anchors:
@@ -69,22 +69,22 @@ def _rule_for(facts: rules.Facts, layer: LayerSpec):
     return rules.rule_for(layer)
 
 
-def _decide(facts: rules.Facts, layer: LayerSpec, opts: Options) -> rules.Decision | None:
-    factors = [facts.factor(b) for b in facts.graph.bottoms(layer)]
+def _decide(ctx: rules.RuleContext, layer: LayerSpec, opts: Options) -> rules.Decision | None:
+    factors = [ctx.factor(b) for b in ctx.graph.bottoms(layer)]
     if rules.is_proposal(layer):
-        return rules.feat_stride(facts, layer, factors)
+        return rules.feat_stride(ctx, layer, factors)
     if layer.type in ("Eltwise", "Concat"):
-        joins.check_factors(facts, layer)
-    reach = facts.heads.get(facts.graph.bottoms(layer)[0]) if factors else None
+        joins.check_factors(ctx, layer)
+    reach = ctx.heads.get(ctx.graph.bottoms(layer)[0]) if factors else None
     if reach is not None:
-        return rules.after_head(facts, layer, reach)
-    unknown = regrid.unknown_type(facts, layer, frozenset(opts.assume_same_grid))
+        return rules.after_head(ctx, layer, reach)
+    unknown = regrid.unknown_type(ctx, layer, frozenset(opts.assume_same_grid))
     if unknown is not None:
         return unknown
-    rule = _rule_for(facts, layer)
+    rule = _rule_for(ctx, layer)
     if rule is None or not factors or factors[0] is None:
         return None
-    return rule(facts, layer, factors[0], facts.removals.get(layer.index, (1, 1)))
+    return rule(ctx, layer, factors[0], ctx.removals.get(layer.index, (1, 1)))
 
 
 def _record(layer: LayerSpec, d: rules.Decision) -> LayerChange:
@@ -93,71 +93,70 @@ def _record(layer: LayerSpec, d: rules.Decision) -> LayerChange:
     return change
 
 
-def _decide_all(facts: rules.Facts, opts: Options):
+def _decide_all(ctx: rules.RuleContext, opts: Options):
     """Every layer's decision: the changes, the warnings, the undilated poolings."""
-    g = facts.graph
+    g = ctx.graph
     changes: dict[int, LayerChange] = {}
     warnings: list[ConversionWarning] = []
     undilated: set[int] = set()
     for layer in g.layers:
-        d = _decide(facts, layer, opts)
+        d = _decide(ctx, layer, opts)
         if d is None:
             continue
         warnings += [ConversionWarning(layer.name, w) for w in d.warnings]
         if d.undilated_pool:
             undilated.add(layer.index)
         if d.head_out is not None:
-            facts.heads.update((t, d.head_out) for t in g.tops(layer))
+            ctx.heads.update((t, d.head_out) for t in g.tops(layer))
         if d.changes:
             changes[layer.index] = _record(layer, d)
     return changes, warnings, undilated
 
 
 def plan_phase(g: Graph, opts: Options) -> PhasePlan:
-    facts, before, after = _facts(g, opts)
-    changes, warnings, undilated = _decide_all(facts, opts)
+    ctx, before, after = _context(g, opts)
+    changes, warnings, undilated = _decide_all(ctx, opts)
     if opts.multi_grid:
-        _multi_grid(facts, changes, opts.multi_grid)
+        _multi_grid(ctx, changes, opts.multi_grid)
     windows = {i: c.after for i, c in changes.items()}
     fits = False                # the converted graph was sized without a clash
     if opts.mode == SEED:
-        repadded, fits = _repad(facts, changes, windows, opts.input_shape)
+        repadded, fits = _repad(ctx, changes, windows, opts.input_shape)
         warnings += repadded
-    sizing = _follow_sizes(facts, changes, windows, opts.input_shape)
-    if not fits or sizing is not g:
-        joins.check_sizes(sizing, windows, facts.made_global, undilated, opts.input_shape)
+    sizing, follow = regrid.sizing_graph(ctx)
+    bins = any(i in windows for i in grids.geometry(g).bins)
+    if follow or bins or not fits:      # else the re-padding sized this very graph already
+        shapes = joins.check_sizes(sizing, windows, ctx.made_global, undilated, opts.input_shape)
+        if follow or bins:
+            _follow_sizes(ctx, changes, regrid.follow_sizes(ctx, sizing, follow, shapes))
     inexact = []
     for layer in g.layers:
         bottoms = g.bottoms(layer)
         why = inexact_reason(layer, windows.get(layer.index, layer.window),
-                             layer.index in facts.made_global,
-                             facts.factor(bottoms[0]) if bottoms else None)
+                             layer.index in ctx.made_global,
+                             ctx.factor(bottoms[0]) if bottoms else None)
         if why:
             inexact.append(ConversionWarning(layer.name, why))
-    return PhasePlan(changes, warnings, inexact, before, after, st.final_strides(g, facts.s1))
+    return PhasePlan(changes, warnings, inexact, before, after, st.final_strides(g, ctx.s1))
 
 
-def _follow_sizes(facts: rules.Facts, changes: dict[int, LayerChange], windows: dict,
-                  input_shape) -> Graph:
-    """Fixed-size resizes that return onto a grid that grew follow it (regrid.py);
-    the graph to size the converted network with."""
-    g = facts.graph
-    sizing, sizes = regrid.follow_sizes(facts, windows, input_shape)
+def _follow_sizes(ctx: rules.RuleContext, changes: dict[int, LayerChange], sizes: dict) -> None:
+    """Fixed-size resizes that return onto a grid that grew follow it (regrid.py)."""
+    g = ctx.graph
     for i, (old, new) in sizes.items():
         if old != new:
             c = changes.setdefault(i, LayerChange(layer=_layer(g, i)))
             c.resize_to = (old, new)
             c.reasons.append(f"size {old[0]}x{old[1]} -> {new[0]}x{new[1]}: it resizes back onto "
                              f"'{grids.geometry(g).anchors[i].name}', which grew")
-    return sizing
 
 
-def _repad(facts: rules.Facts, changes: dict[int, LayerChange], windows: dict,
+def _repad(ctx: rules.RuleContext, changes: dict[int, LayerChange], windows: dict,
            input_shape) -> tuple[list[ConversionWarning], bool]:
     """Branches whose sizes no longer meet at a join get "same" padding (joins.py);
     the warnings, and whether the graph now sizes without a clash."""
-    g, out = facts.graph, []
-    done, fits = joins.repad_branches(g, windows, facts.removals, facts.made_global, input_shape)
+    g, out = ctx.graph, []
+    done, fits = joins.repad_branches(g, windows, ctx.removals, ctx.made_global, input_shape)
     for join, repadded in done:
         for index, window in repadded.items():
             layer = _layer(g, index)
@@ -180,12 +179,12 @@ def _layer(g: Graph, index: int) -> LayerSpec:
     return next(l for l in g.layers if l.index == index)
 
 
-def _multi_grid(facts: rules.Facts, changes: dict[int, LayerChange], grid) -> None:
+def _multi_grid(ctx: rules.RuleContext, changes: dict[int, LayerChange], grid) -> None:
     """DeepLab v3: unit i of the last stage gets its rate times grid[i]."""
-    g = facts.graph
+    g = ctx.graph
 
     def first(blobs):
-        return facts.factor(blobs[0]) if blobs else None
+        return ctx.factor(blobs[0]) if blobs else None
 
     rates = grid_rates(g, lambda l: first(g.bottoms(l)), lambda l: first(g.tops(l)), grid)
     for layer in g.layers:

@@ -16,17 +16,17 @@ pyramid pooling kept its number of bins.
 from __future__ import annotations
 
 from ..analysis import grids
-from ..analysis.shapes import fmt_shape, infer_shapes
+from ..analysis.shapes import fmt_shape
 from ..core.errors import AtrousError
 from ..graph.records import Resize
 from ..graph.records import LayerSpec
 from ..graph.graph import Graph
 from ..core.window import Pair, Window, fmt_pair, pool_out
 from .dilate import EXACT
-from .rules import Decision, Facts
+from .rules import Decision, RuleContext
 
 
-def bin_pooling(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+def bin_pooling(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     """A pyramid pooling over a map m times denser keeps its number of bins: a
     kernel (= stride) of ceil(size / bins) on the denser map, whose size is
     (size - 1) * m + 1 with Caffe's rounding at aligned inputs. Without sizes,
@@ -37,8 +37,8 @@ def bin_pooling(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     """
     if m == (1, 1):
         return Decision()
-    w, x = layer.window, facts.graph.bottoms(layer)[0]
-    shape = facts.shapes0.get(x)
+    w, x = layer.window, ctx.graph.bottoms(layer)[0]
+    shape = ctx.shapes0.get(x)
     if shape is None or len(shape) != 4 or None in shape[2:] or w.kernel != w.stride \
             or w.pad != (0, 0):
         new = Window(kernel=(w.kernel[0] * m[0], w.kernel[1] * m[1]),
@@ -53,51 +53,51 @@ def bin_pooling(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
                                         f"denser: {new.describe()} keeps its bins"])
 
 
-def anchored(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+def anchored(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     """A resampler back onto a blob's grid: a fixed size follows in `follow_sizes`."""
     return Decision()
 
 
-def upsample(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+def upsample(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     """An Upsample over a denser blob upsamples the dense map: named.
 
         Upsample x2 on a x2 denser blob  ->  unchanged, warning
     """
     if m == (1, 1):
         return Decision()
-    x = facts.graph.bottoms(layer)[0]
+    x = ctx.graph.bottoms(layer)[0]
     return Decision(warnings=[
         f"Upsample reads '{x.name}', now x{fmt_pair(m)} denser: it upsamples the dense map, so "
         f"its output is x{fmt_pair(m)} larger than before and not exact; check what follows it"])
 
 
-def _downstream_changes(facts: Facts, layer: LayerSpec) -> bool:
+def _downstream_changes(ctx: RuleContext, layer: LayerSpec) -> bool:
     """Whether a stride is removed after `layer` (what its assumed grid decided)."""
-    seen, todo = set(), list(facts.graph.tops(layer))
+    seen, todo = set(), list(ctx.graph.tops(layer))
     while todo:
         blob = todo.pop()
         for consumer in blob.consumers:
-            if consumer.index in facts.removals:
+            if consumer.index in ctx.removals:
                 return True
             if consumer.index not in seen:
                 seen.add(consumer.index)
-                todo.extend(facts.graph.tops(consumer))
+                todo.extend(ctx.graph.tops(consumer))
     return False
 
 
-def unknown_type(facts: Facts, layer: LayerSpec, assumed) -> Decision | None:
+def unknown_type(ctx: RuleContext, layer: LayerSpec, assumed) -> Decision | None:
     """A layer of a type caffe_atrous does not know is taken to keep its input's grid;
     where that matters (its input became denser, or a stride after it is removed)
     it is named, and --exact refuses it unless the user vouches for the type."""
-    bottoms = facts.graph.bottoms(layer)
-    if grids.is_known(layer, assumed) or not bottoms or facts.s0.get(bottoms[0]) is None:
+    bottoms = ctx.graph.bottoms(layer)
+    if grids.is_known(layer, assumed) or not bottoms or ctx.s0.get(bottoms[0]) is None:
         return None
-    m = facts.factor(bottoms[0])
-    if (m is None or m == (1, 1)) and not _downstream_changes(facts, layer):
+    m = ctx.factor(bottoms[0])
+    if (m is None or m == (1, 1)) and not _downstream_changes(ctx, layer):
         return None
     what = f"unknown type '{layer.type}': assumed to keep its input's grid"
-    if facts.mode == EXACT:
-        raise facts.fail(layer, f"{what}, which --exact does not take on trust; if it does, say "
+    if ctx.mode == EXACT:
+        raise ctx.fail(layer, f"{what}, which --exact does not take on trust; if it does, say "
                          f"so with --assume-same-grid {layer.type}")
     return Decision(warnings=[what])
 
@@ -112,34 +112,37 @@ def _sizing_graph(g: Graph, follow: dict[int, LayerSpec]) -> Graph:
     return Graph(layers, g.phase, inputs, g.path, g.multi_phase, g.input_shape)
 
 
-def follow_sizes(facts: Facts, windows: dict, input_shape=None) -> tuple[Graph, dict]:
-    """(graph to size the result with, {layer index: (old size, new size)}) once the
-    windows are decided; an error when a pyramid pooling would change its bins."""
-    g, geo = facts.graph, grids.geometry(facts.graph)
+def sizing_graph(ctx: RuleContext) -> tuple[Graph, dict[int, LayerSpec]]:
+    """(the graph to size the converted network with, the fixed-size resamplers in it
+    that follow a grid that grows, by index); the graph is the phase's own when none do."""
+    g, geo = ctx.graph, grids.geometry(ctx.graph)
     by_index = {l.index: l for l in g.layers}
     follow = {i: by_index[i] for i in geo.anchors if grids.fixed_size(by_index[i]) is not None
-              and facts.factor(geo.anchors[i]) not in (None, (1, 1))}
-    if not follow and not any(i in windows for i in geo.bins):
-        return g, {}
-    sizing = _sizing_graph(g, follow) if follow else g
-    shapes = infer_shapes(sizing, window_of=lambda l: windows.get(l.index, l.window),
-                          is_global=lambda l: l.index in facts.made_global or l.is_global_pool,
-                          input_shape=input_shape)
+              and ctx.factor(geo.anchors[i]) not in (None, (1, 1))}
+    return (_sizing_graph(g, follow) if follow else g), follow
+
+
+def follow_sizes(ctx: RuleContext, sizing: Graph, follow: dict[int, LayerSpec],
+                 shapes: dict) -> dict:
+    """{layer index: (old size, new size)} of the resamplers that follow a grid, from
+    the converted `shapes` of `sizing`; an error when a pyramid pooling would change
+    its bins."""
     resized = {l.index: l for l in sizing.layers}
     sizes = {}
     for i, layer in follow.items():
         new = shapes.get(sizing.tops(resized[i])[0])
         if new is not None and None not in new[2:]:
             sizes[i] = (grids.fixed_size(layer), tuple(new[2:]))
-    for i in sorted(geo.bins):
-        _check_bins(facts, by_index[i], sizing, resized[i], shapes)
-    return sizing, sizes
+    by_index = {l.index: l for l in ctx.graph.layers}
+    for i in sorted(grids.geometry(ctx.graph).bins):
+        _check_bins(ctx, by_index[i], sizing, resized[i], shapes)
+    return sizes
 
 
-def _check_bins(facts: Facts, layer: LayerSpec, sizing: Graph, resized: LayerSpec,
+def _check_bins(ctx: RuleContext, layer: LayerSpec, sizing: Graph, resized: LayerSpec,
                 shapes: dict) -> None:
-    g = facts.graph
-    before = facts.shapes0.get(g.tops(layer)[0])
+    g = ctx.graph
+    before = ctx.shapes0.get(g.tops(layer)[0])
     after = shapes.get(sizing.tops(resized)[0])
     if before is None or after is None or before[2:] == after[2:]:
         return

@@ -1,7 +1,7 @@
 """One rule per layer kind: what the conversion does to it, as a Decision.
 
-Every rule is a pure function of the layer and of the facts of its phase
-(`Facts`: the strides before and after, the strides removed, the original
+Every rule is a pure function of the layer and of the context of its phase
+(`RuleContext`: the strides before and after, the strides removed, the original
 shapes). It returns a Decision (the new geometry or parameters, the reasons,
 the warnings) or raises an AtrousError that names the layer and what to do.
 Whether the result is exact is not decided here: see exactness.py.
@@ -24,7 +24,7 @@ from .dilate import EXACT, SEED, dilate_conv, unstride_pool
 _FEAT_STRIDE = re.compile(r"""(['"]?feat_stride['"]?\s*:\s*)(\d+)""")
 
 
-class Facts:
+class RuleContext:
     """What the rules of one phase read: strides before (s0) and after (s1) the
     removals, the removals themselves, the original shapes, the heads made global."""
 
@@ -67,16 +67,16 @@ class Decision(LayerChange):
         return bool(self.reasons)
 
 
-def covers_whole_map(facts: Facts, layer: LayerSpec) -> bool:
+def covers_whole_map(ctx: RuleContext, layer: LayerSpec) -> bool:
     """A pooling that reduced a denser blob to 1x1 (ResNet's pool5) must become global.
 
         pool5 AVE 7x7/1 on 7x7  ->  global_pooling: true   (the map is now 28x28)
     """
-    bottoms = facts.graph.bottoms(layer)
+    bottoms = ctx.graph.bottoms(layer)
     if layer.pool is None or layer.window is None or not bottoms:
         return False
     x = bottoms[0]
-    m, shape = facts.factor(x), facts.shapes0.get(x)
+    m, shape = ctx.factor(x), ctx.shapes0.get(x)
     if m is None or m == (1, 1) or shape is None or len(shape) != 4 or None in shape[2:]:
         return False
     w, ceil = layer.window, layer.pool.ceil_mode
@@ -84,14 +84,14 @@ def covers_whole_map(facts: Facts, layer: LayerSpec) -> bool:
         and shape[2:] != (1, 1)
 
 
-def convolution(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+def convolution(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     """Dilation and pad follow the denser input; a removed stride becomes 1.
 
         conv 3x3 s2 p1 (r=2)          ->  s1 d2 p2 (seed) / s1 d1 p1 (exact)
         conv 3x3 s1 p1 on a x2 blob   ->  d2 p2
     """
     w = layer.window
-    new, notes = dilate_conv(w, m, r, facts.mode)
+    new, notes = dilate_conv(w, m, r, ctx.mode)
     d = Decision(warnings=notes)
     if new == w:
         return d
@@ -113,19 +113,19 @@ def _global_warning(layer: LayerSpec, x: Blob, m: Pair) -> str:
             "pools the dense map, not the original positions (not exact)")
 
 
-def pooling(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+def pooling(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     """Caffe pooling has no dilation: over a denser blob it is kept and named
     (refused with --exact); a removed stride becomes 1.
 
         pool 2x2 s2 (r=2)   ->  3x3 s1 p1 (seed, DeepLab/SSD) / 2x2 s1 (exact)
         pool 7x7 covering the map  ->  global (see covers_whole_map)
     """
-    x = facts.graph.bottoms(layer)[0]
+    x = ctx.graph.bottoms(layer)[0]
     dense, w = m != (1, 1), layer.window
-    if layer.index in facts.made_global or (w is None and dense):
+    if layer.index in ctx.made_global or (w is None and dense):
         d = Decision(warnings=[_global_warning(layer, x, m)])
-        if layer.index in facts.made_global:
-            shape = facts.shapes0[x]
+        if layer.index in ctx.made_global:
+            shape = ctx.shapes0[x]
             d.make_global = True
             d.reasons.append(f"covered the whole {shape[2]}x{shape[3]} map: now global")
         return d
@@ -135,72 +135,72 @@ def pooling(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     if dense and w.kernel != (1, 1):
         msg = (f"pooling {w.kernel[0]}x{w.kernel[1]} reads '{x.name}', now x{fmt_pair(m)} denser; "
                "Caffe pooling has no dilation, so this cannot be exact")
-        if facts.mode == EXACT:
-            raise facts.fail(layer, msg + ": convert at a larger output stride, or without "
+        if ctx.mode == EXACT:
+            raise ctx.fail(layer, msg + ": convert at a larger output stride, or without "
                              "--exact (the layer is then kept and named in a warning)")
         d.warnings.append(msg)
         d.undilated_pool = True
     if r != (1, 1):
-        d.after = unstride_pool(w, r, facts.mode)
+        d.after = unstride_pool(w, r, ctx.mode)
         d.reasons.append(f"stride {fmt_pair(w.stride)} removed")
         if d.after.kernel != w.kernel:
             d.reasons.append("2x2 pooling becomes 3x3 with pad 1 (DeepLab/SSD convention)")
     return d
 
 
-def inner_product(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+def inner_product(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     """A classifier over a map that grows cannot keep its weights: refused;
     with --fc-to-conv it becomes a convolution (heads.py).
 
         fc6 (InnerProduct on pool5 7x7)  ->  error naming --truncate-after and --fc-to-conv
     """
-    x = facts.graph.bottoms(layer)[0]
-    if facts.fc_to_conv:
-        return head_decision(facts, layer, x, None)
+    x = ctx.graph.bottoms(layer)[0]
+    if ctx.fc_to_conv:
+        return head_decision(ctx, layer, x, None)
     if m == (1, 1):
         return Decision()
-    before = facts.shapes0.get(x)
+    before = ctx.shapes0.get(x)
     if before is not None and len(before) == 4 and None not in before[2:]:
         grows = (f"grows from {before[2]}x{before[3]} to about "
                  f"{before[2] * m[0]}x{before[3] * m[1]}")
     else:
         grows = (f"becomes x{fmt_pair(m)} denser (give --input-shape to let caffe_atrous check "
                  "whether a pooling before it covers the whole map)")
-    raise facts.fail(layer, f"InnerProduct reads '{x.name}', whose spatial size {grows}, so its "
+    raise ctx.fail(layer, f"InnerProduct reads '{x.name}', whose spatial size {grows}, so its "
                      "weights would no longer fit; make it a convolution with --fc-to-conv, "
                      "drop the classifier head with --truncate-after LAYER (the last layer to "
                      "keep), or convert at a larger output stride")
 
 
-def head_decision(facts: Facts, layer: LayerSpec, x: Blob, reach) -> Decision:
+def head_decision(ctx: RuleContext, layer: LayerSpec, x: Blob, reach) -> Decision:
     """An InnerProduct reading a spatial map, or a converted head's output."""
-    head, out, notes = heads.decide_head(facts, layer, x, reach)
+    head, out, notes = heads.decide_head(ctx, layer, x, reach)
     return Decision(head=head, head_out=out, warnings=notes, reasons=heads.reasons(head))
 
 
-def after_head(facts: Facts, layer: LayerSpec, reach) -> Decision:
+def after_head(ctx: RuleContext, layer: LayerSpec, reach) -> Decision:
     """A layer reading a converted head's output (heads.follow)."""
-    x = facts.graph.bottoms(layer)[0]
+    x = ctx.graph.bottoms(layer)[0]
     if layer.ip is not None:
-        return head_decision(facts, layer, x, reach)
+        return head_decision(ctx, layer, x, reach)
     passes, warnings = heads.follow(layer)
     return Decision(warnings=warnings, head_out=reach if passes else None)
 
 
-def deconvolution(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+def deconvolution(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     """An upsampling head over a denser blob upsamples the dense map: named.
 
         deconv x2 on a x2 denser blob  ->  unchanged, warning
     """
     if m == (1, 1) or layer.window.kernel == (1, 1):
         return Decision()
-    x = facts.graph.bottoms(layer)[0]
+    x = ctx.graph.bottoms(layer)[0]
     return Decision(warnings=[
         f"Deconvolution reads '{x.name}', now x{fmt_pair(m)} denser: it upsamples the dense map, "
         f"so its output is x{fmt_pair(m)} larger than before and not exact; check what follows it"])
 
 
-def roi_pooling(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+def roi_pooling(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     """RoIs are in image pixels: spatial_scale follows the denser features.
 
         PSROIPooling spatial_scale 0.0625 on a x2 blob  ->  0.125
@@ -208,13 +208,13 @@ def roi_pooling(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     if m == (1, 1):
         return Decision()
     if m[0] != m[1]:
-        raise facts.fail(layer, f"spatial_scale cannot follow a factor that differs per axis ({m})")
+        raise ctx.fail(layer, f"spatial_scale cannot follow a factor that differs per axis ({m})")
     old = layer.params.spatial_scale
     return Decision(spatial_scale=(old, old * m[0]),
                     reasons=[f"spatial_scale x{m[0]}: its features are x{m[0]} denser"])
 
 
-def prior_box(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+def prior_box(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     """SSD PriorBox steps are feature-map strides in pixels: divided by the factor.
 
         PriorBox step 16 on a x2 blob  ->  step 8
@@ -224,14 +224,14 @@ def prior_box(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     new = {}
     for k, v in layer.params.steps:
         if k == "step" and m[0] != m[1]:
-            raise facts.fail(layer, "step cannot follow a factor that differs per axis; use "
+            raise ctx.fail(layer, "step cannot follow a factor that differs per axis; use "
                              "step_h/step_w")
         new[k] = (v, v / (m[0] if k in ("step", "step_h") else m[1]))
     return Decision(prior_step=new,
                     reasons=["prior step divided by " + "x".join(map(str, sorted(set(m))))])
 
 
-def feat_stride(facts: Facts, layer: LayerSpec, factors: list) -> Decision:
+def feat_stride(ctx: RuleContext, layer: LayerSpec, factors: list) -> Decision:
     """A Python proposal layer's `feat_stride` in param_str is divided by the factor.
 
         param_str "'feat_stride': 16" on a x2 blob  ->  "'feat_stride': 8"
@@ -249,7 +249,7 @@ def feat_stride(facts: Facts, layer: LayerSpec, factors: list) -> Decision:
     return Decision(param_str=(text, new_text), reasons=[f"feat_stride {old} -> {old // m[0]}"])
 
 
-def crop(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+def crop(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     """Crop offsets count pixels of the original resolution: named.
 
         Crop offset 19 over x2 denser blobs  ->  unchanged, warning
@@ -261,14 +261,14 @@ def crop(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
                               "resolution: check it"])
 
 
-def resize(facts: Facts, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+def resize(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     """Interp sizes are in pixels of its input: named.
 
         Interp height 65 over a x2 denser blob  ->  unchanged, warning
     """
     if m == (1, 1):
         return Decision()
-    x, p = facts.graph.bottoms(layer)[0], layer.resize
+    x, p = ctx.graph.bottoms(layer)[0], layer.resize
     what = f"its fixed output size {p.height}x{p.width}" if p.fixed else "its zoom/shrink factors"
     return Decision(warnings=[f"Interp reads '{x.name}', now x{fmt_pair(m)} denser; {what} may no "
                               "longer give the resolution you want: check it"])
@@ -291,5 +291,5 @@ def is_proposal(layer: LayerSpec) -> bool:
     return isinstance(layer.params, PythonLayer) and bool(_FEAT_STRIDE.search(layer.params.param_str))
 
 
-__all__ = ["Facts", "Decision", "SEED", "EXACT", "rule_for", "is_proposal", "feat_stride",
+__all__ = ["RuleContext", "Decision", "SEED", "EXACT", "rule_for", "is_proposal", "feat_stride",
            "covers_whole_map", "after_head"]

@@ -21,9 +21,9 @@ from . import runners
 from ..analysis import strides as st
 from ..analysis.cost import receptive_fields
 from ..analysis.shapes import fmt_shape, infer_shapes
-from ..pipeline.conversion import Loaded, load_text, read_text, truncate
+from ..pipeline.loading import Loaded, load_text, read_text, truncate
 from ..formats import netspec, prototxt
-from ..graph.records import Source
+from ..graph.records import DataShapes
 from ..core.errors import AtrousError, ConversionWarning, UsageError
 from ..graph.graph import Graph
 from ..rewrite.exactness import inexact_reason
@@ -121,7 +121,7 @@ def _declared_shape(image) -> tuple | None:
         return image.shape
     source = image.producer.params
     index = list(image.producer.tops).index(image.name)
-    return source.shape(index) if isinstance(source, Source) else None
+    return source.shape(index) if isinstance(source, DataShapes) else None
 
 
 def _choose_input(image, total: int, input_shape) -> tuple[tuple[int, ...], str]:
@@ -244,7 +244,7 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     findings = diagnose(orig, new, strides0, strides1)
     factors, head_blobs = _top_factors(orig, new, strides0, strides1)
     image = _image(orig, orig_path)
-    total = int(max(st.output_stride(strides0), 1))
+    total = int(max(st.largest_stride(strides0), 1))
     input_shape, note = _choose_input(image, total, input_shape)
     blob = _choose_blob(orig, factors, blob)
     m = factors[blob]

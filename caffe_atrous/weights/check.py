@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from ..analysis.params import ParamShapes, has_params, param_shapes
 from ..analysis.shapes import fmt_shape, infer_shapes
-from ..pipeline.conversion import Loaded, Result
+from ..pipeline.conversion import Result
+from ..pipeline.loading import Loaded
 from ..core.errors import AtrousError, UsageError
 from ..core.files import same_file
 from ..formats import caffemodel, netspec
@@ -123,8 +124,7 @@ def for_converted(result: Result, out_name: str, weights_path: str, weights_out:
     """Check that the caffemodel fits the converted network (and with `weights_out`,
     write the converted network's caffemodel); the summary line."""
     from ..formats.weights_out import write_converted
-    converted = Loaded(result.net, out_name, result.loaded.lines, False,
-                       schema=result.loaded.schema)
+    converted = result.converted(out_name)
     heads = result.plan.heads()                 # classifiers made convolutions (--fc-to-conv)
     with caffemodel.Weights(weights_path) as w:
         report = check(converted, w, input_shape,

@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 import shutil
 
-from ...pipeline.conversion import Loaded, Result
+from ...pipeline.conversion import Result
+
+from ...pipeline.loading import Loaded
 from ...core.errors import UsageError
 
 EXTRA = "pip install 'caffe-atrous[report]'"

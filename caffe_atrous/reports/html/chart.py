@@ -15,7 +15,8 @@ from typing import Any
 
 from ...analysis.cost import receptive_fields
 from ...analysis.strides import cumulative_strides
-from ...pipeline.conversion import Loaded, Result
+from ...pipeline.conversion import Result
+from ...pipeline.loading import Loaded
 from .model import graphs, is_in_place
 
 BEFORE, AFTER = "#7f7f7f", "#c0392b"

@@ -16,7 +16,8 @@ from fractions import Fraction
 
 from ...analysis.shapes import infer_shapes
 from ...analysis.strides import cumulative_strides
-from ...pipeline.conversion import Loaded, Result
+from ...pipeline.conversion import Result
+from ...pipeline.loading import Loaded
 from ...core.errors import AtrousError
 from ...graph.records import LayerSpec
 from ..text import change_pair, layer_changes
@@ -55,7 +56,7 @@ class Picture:
 def graphs(before: Loaded, result: Result, input_shape=None):
     """The deployed (TEST-phase) graphs before and after; both carry the input's line numbers
     (and --input-shape, which places fixed-size resizes as the conversion did)."""
-    after = Loaded(result.net, before.path, before.lines, False)
+    after = result.converted()
     return before.graph(input_shape), after.graph(input_shape)
 
 
