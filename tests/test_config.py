@@ -120,3 +120,20 @@ def test_config_can_hold_every_conversion_option():
 def test_a_prototxt_is_not_a_config():
     with pytest.raises(UsageError, match=r"seed_resnet.prototxt:\d+(:\d+)?: (YAML syntax error|a config)"):
         load(str(EXAMPLE))
+
+
+@pytest.mark.parametrize("key, flag, bad, form", [
+    ("input-shape", "--input-shape", "1,3,0,5", "N,C,H,W"),
+    ("multi-grid", "--multi-grid", "1,two", "a list of rates"),
+    ("decimate", "--decimate", "3", "S,C"),
+    ("output-stride", "--output-stride", "0", "a whole number of at least 1"),
+])
+def test_the_command_line_and_a_preset_check_a_value_alike(tmp_path, capsys, key, flag, bad,
+                                                           form):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"{key}: '{bad}'\n")
+    assert main([str(EXAMPLE), "-o", str(tmp_path / "a"), "--config", str(cfg)]) == 2
+    from_preset = capsys.readouterr().err
+    assert main([str(EXAMPLE), "-o", str(tmp_path / "b"), flag, bad]) == 2
+    from_cli = capsys.readouterr().err
+    assert form in from_preset and form in from_cli, (from_preset, from_cli)

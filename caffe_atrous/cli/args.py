@@ -11,6 +11,7 @@ import sys
 
 from .. import __version__
 from ..core.errors import UsageError
+from ..pipeline import values
 
 PROG = "caffe_atrous"
 
@@ -82,44 +83,20 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
-def _input_shape(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(x) for x in text.replace("x", ",").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not N,C,H,W (for example 1,3,513,513)") from None
-    if len(dims) != 4 or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not N,C,H,W (for example 1,3,513,513)")
-    return dims
+def _typed(check):
+    """An argparse type from a check of pipeline/values.py."""
+    def convert(text: str):
+        try:
+            return check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {exc}") from None
+    return convert
 
 
-def _grid(text: str) -> tuple[int, ...]:
-    try:
-        rates = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        rates = ()
-    if not rates or min(rates) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a list of rates like 1,2,4")
-    return rates
-
-
-def _pair(text: str) -> tuple[int, int]:
-    try:
-        pair = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        pair = ()
-    if len(pair) != 2 or min(pair) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not S,C (for example 3,4)")
-    return pair
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
-    return value
+_input_shape = _typed(values.input_shape)
+_grid = _typed(values.rates)
+_pair = _typed(values.decimation)
+_positive = _typed(values.positive)
 
 
 def _add_proto(p: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import yaml
 
 from ..core.errors import UsageError
+from . import values
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -40,71 +41,28 @@ def presets() -> dict[str, Traversable]:
             if f.name.endswith(".yaml") and f.is_file()}
 
 
-def _int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError("a whole number of at least 1")
-    return v
-
-
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ValueError("true or false")
-    return v
-
-
-def _str(v: Any) -> str:
-    if not isinstance(v, str) or not v:
-        raise ValueError("a name or a path")
-    return v
-
-
-def _names(v: Any) -> tuple[str, ...]:
-    """One name, or a list of names (`assume-same-grid: [Upsample, MyReLU]`)."""
-    items = [v] if isinstance(v, str) else v
-    if not isinstance(items, list) or not items or \
-            not all(isinstance(x, str) and x for x in items):
-        raise ValueError("a layer type or a list of them, like [MyReLU]")
-    return tuple(items)
-
-
-def _ints(n: int | None) -> Callable[[Any], tuple[int, ...]]:
-    def check(v: Any) -> tuple[int, ...]:
-        if isinstance(v, str):
-            v = [x.strip() for x in v.split(",")]
-            try:
-                v = [int(x) for x in v]
-            except ValueError:
-                v = None
-        if not isinstance(v, list) or not v or (n and len(v) != n) or \
-                not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v):
-            raise ValueError(f"a list of {n or 'one or more'} whole numbers, like "
-                             + {4: "[1, 3, 513, 513]", 2: "[3, 4]"}.get(n, "[1, 2, 4]"))
-        return tuple(v)
-    return check
-
-
 # key -> (argparse dest, validator)
 KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "description": ("description", _str),
-    "output-stride": ("output_stride", _int),
-    "from": ("from_layer", _str),
-    "exact": ("exact", _bool),
-    "multi-grid": ("multi_grid", _ints(None)),
-    "fc-to-conv": ("fc_to_conv", _bool),
-    "decimate": ("decimate", _ints(2)),
-    "assume-same-grid": ("assume_same_grid", _names),
-    "truncate-after": ("truncate_after", _str),
-    "input-shape": ("input_shape", _ints(4)),
-    "weights": ("weights", _str),
-    "weights-out": ("weights_out", _str),
-    "report": ("report", _bool),
-    "report-json": ("report_json", _str),
-    "report-html": ("report_html", _str),
-    "diff": ("diff", _bool),
-    "canonical": ("canonical", _bool),
-    "quiet": ("quiet", _bool),
-    "verbose": ("verbose", _bool),
-    "proto": ("proto", _str),
+    "description": ("description", values.text),
+    "output-stride": ("output_stride", values.positive),
+    "from": ("from_layer", values.text),
+    "exact": ("exact", values.flag),
+    "multi-grid": ("multi_grid", values.rates),
+    "fc-to-conv": ("fc_to_conv", values.flag),
+    "decimate": ("decimate", values.decimation),
+    "assume-same-grid": ("assume_same_grid", values.names),
+    "truncate-after": ("truncate_after", values.text),
+    "input-shape": ("input_shape", values.input_shape),
+    "weights": ("weights", values.text),
+    "weights-out": ("weights_out", values.text),
+    "report": ("report", values.flag),
+    "report-json": ("report_json", values.text),
+    "report-html": ("report_html", values.text),
+    "diff": ("diff", values.flag),
+    "canonical": ("canonical", values.flag),
+    "quiet": ("quiet", values.flag),
+    "verbose": ("verbose", values.flag),
+    "proto": ("proto", values.text),
 }
 
 
