@@ -1,4 +1,4 @@
-"""The README's pattern rule, run by make: build, no-op rebuild, rebuild after touch."""
+"""The docs' pattern rule (docs/reports.md), run by make: build, no-op rebuild, rebuild after touch."""
 
 import os
 import shutil
@@ -11,11 +11,12 @@ import pytest
 from conftest import EXAMPLE, ROOT
 
 def readme_rule() -> str:
-    """The pattern rule exactly as the README shows it (its code block, unindented)."""
-    text = (ROOT / "README.md").read_text()
+    """The pattern rule exactly as the docs show it (its code block, unindented)."""
+    text = (ROOT / "docs" / "reports.md").read_text()
     section = text[text.index("## In a Makefile"):]
     block = [l[4:] for l in section.splitlines()[1:] if l.startswith("    ")]
-    rule = block[: next(i for i, l in enumerate(block[1:], 1) if not l.startswith("\t"))]
+    rule = block[: next((i for i, l in enumerate(block[1:], 1) if not l.startswith("\t")),
+                        len(block))]
     assert rule[0] == "%_os8.prototxt: %.prototxt" and "caffe_atrous" in rule[1]
     return "\n".join(rule) + "\n"
 
