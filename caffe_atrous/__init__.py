@@ -7,7 +7,7 @@ pretrained weights load unchanged and each kernel keeps its receptive field.
 The packages, lowest first; a package imports only from those before it (the
 architecture test reads the next line):
 
-    LAYERS: core -> formats -> graph -> analysis -> rewrite -> pipeline -> weights, reports -> verify -> cli, __main__
+    LAYERS: core -> formats -> graph -> analysis -> rewrite -> pipeline -> weights, reports -> verify -> api -> cli, __main__
 
     core       base types: the error type, Caffe's window arithmetic, atomic files
     formats    the edges: protobuf schema, prototxt text, V1 upgrade, caffemodel bytes
@@ -19,7 +19,22 @@ architecture test reads the next line):
     weights    check a caffemodel, write the converted one, random weights
     reports    --report (text, JSON) and --report-html
     verify     run both networks in an inference engine and compare
-    cli        the command line: arguments, messages, exit codes
+    api        the Python API (convert, verify, init_weights), re-exported here
+    cli        the command line over the API: arguments, messages, exit codes
+
+The API, in short (help(caffe_atrous.convert) and help(caffe_atrous.Conversion) say more):
+
+    import caffe_atrous as ca
+    conv = ca.convert("net.prototxt", 16, weights="net.caffemodel")   # path, text or message
+    conv.text, conv.net, conv.changes, conv.warnings
+    conv.write("net_os16.prototxt"); conv.write_weights("net_os16.caffemodel")
+    ca.verify("net.prototxt", "net_os16.prototxt", "net.caffemodel").ok
 """
 
 __version__ = "0.1.0"
+
+from .api import (AtrousError, AtrousWarning, Change, Conversion, ConversionWarning,  # noqa: E402
+                  convert, init_weights, preset, verify)
+
+__all__ = ["convert", "verify", "init_weights", "preset", "Conversion", "Change", "AtrousError",
+           "AtrousWarning", "ConversionWarning", "__version__"]

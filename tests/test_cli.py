@@ -166,7 +166,7 @@ def test_a_bug_is_one_line_too(tmp_path, capsys, monkeypatch):
 
     def broken(*a, **k):
         raise RuntimeError("boom")
-    monkeypatch.setattr(cli, "convert_loaded", broken)
+    monkeypatch.setattr(cli.api, "convert_loaded", broken)
     monkeypatch.delenv("CAFFE_ATROUS_DEBUG", raising=False)
     assert main([str(EXAMPLE), "-o", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err

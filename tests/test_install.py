@@ -121,6 +121,22 @@ def test_convert_with_a_bundled_preset(installed):
     assert (installed.work / "net_os8.prototxt").read_text() == checked(here).stdout
 
 
+def test_the_python_api_from_the_installed_wheel(installed):
+    shutil.copy(EXAMPLE, installed.work / "net.prototxt")
+    code = ("import caffe_atrous as ca; r = ca.convert('net.prototxt', 16, warn=False); "
+            "print(r.text)")
+    out = checked(installed.run(installed.python, "-c", code)).stdout
+    assert out == ca_text(16)
+    site = next((installed.venv / "lib").glob("python*/site-packages"))
+    assert (site / "caffe_atrous" / "py.typed").is_file()
+
+
+def ca_text(stride: int) -> str:
+    """What this checkout's API converts the example to (print adds a newline)."""
+    import caffe_atrous as ca
+    return ca.convert(EXAMPLE, stride, warn=False).text + "\n"
+
+
 def test_init_weights_and_verify(installed):
     shutil.copy(EXAMPLE, installed.work / "seed.prototxt")
     run = installed.run

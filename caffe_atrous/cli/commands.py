@@ -1,33 +1,23 @@
 """What each command does with its parsed options: convert (the default),
-init-weights and verify. Output files are written atomically or not at all."""
+init-weights and verify, each one call of the Python API (api.py); this module
+adds only the options' merging with presets, the messages and the exit codes."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from ..core.atomic import write_text
-from ..pipeline.conversion import convert_loaded
-from ..pipeline.loading import load_text, read_text, truncate
+from .. import api
 from ..core.errors import UsageError
-from ..core.files import same_file, unified_diff
-from ..rewrite.dilate import EXACT, SEED
-from ..rewrite.plan import Options
+from ..core.files import same_file
+from ..pipeline.loading import read_text
 from .args import PROG
 
 
-def _schema(path: str | None):
-    """The schema of --proto FILE, or None for the built-in one."""
-    if not path:
-        return None
-    from ..formats.protoc import load
-    return load(path)
-
-
 def run_init(args: argparse.Namespace) -> int:
-    from ..weights.check import random_weights
-    loaded = load_text(read_text(args.net), args.net, _schema(args.proto))
-    written = random_weights(loaded, args.output, seed=args.seed, input_shape=args.input_shape)
+    written = api.init_weights(_input(args.net), args.output, seed=args.seed,
+                               input_shape=args.input_shape, proto=args.proto)
     if args.verbose:
         from ..analysis.shapes import fmt_shape
         for name, shapes in written.items():
@@ -39,10 +29,10 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from ..verify.compare import verify
-    report = verify(args.orig, args.new, args.weights, blob=args.blob, new_weights=args.new_weights,
-                    input_shape=args.input_shape, engine=args.engine, seed=args.seed,
-                    tolerance=args.tolerance, schema=_schema(args.proto))
+    report = api.verify(args.orig, args.new, args.weights, blob=args.blob,
+                        new_weights=args.new_weights, input_shape=args.input_shape,
+                        engine=args.engine, seed=args.seed, tolerance=args.tolerance,
+                        proto=args.proto)
     lines = report.lines()
     if args.verbose:
         lines.insert(0, f"verify: {args.orig} against {args.new} with {args.weights}; input seed "
@@ -77,77 +67,77 @@ def _merge_config(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def _options(args: argparse.Namespace) -> Options:
-    if args.decimate and not args.fc_to_conv:
-        raise UsageError("--decimate acts on the heads that --fc-to-conv converts; add --fc-to-conv")
+def _input(path: str):
+    """What the API takes for a file argument: a path, or the text of standard input."""
+    return read_text("-") if path == "-" else os.path.abspath(path) if "{" in path or \
+        "\n" in path else path
+
+
+def _convert(args: argparse.Namespace) -> api.Conversion:
     if args.weights_out and not args.weights:
         raise UsageError("--weights-out needs --weights IN.caffemodel")
-    return Options(output_stride=None if args.from_layer else args.output_stride,
-                   from_layer=args.from_layer, mode=EXACT if args.exact else SEED,
-                   input_shape=args.input_shape, multi_grid=args.multi_grid,
-                   fc_to_conv=args.fc_to_conv, decimate=args.decimate,
-                   weights_follow=bool(args.weights and args.weights_out),
-                   assume_same_grid=tuple(args.assume_same_grid or ()))
+    if args.decimate and not args.fc_to_conv:
+        raise UsageError("--decimate acts on the heads that --fc-to-conv converts; add --fc-to-conv")
+    return api.convert(_input(args.input), None if args.from_layer else args.output_stride,
+                       from_layer=args.from_layer, exact=args.exact, multi_grid=args.multi_grid,
+                       fc_to_conv=args.fc_to_conv, decimate=args.decimate,
+                       truncate_after=args.truncate_after, input_shape=args.input_shape,
+                       assume_same_grid=tuple(args.assume_same_grid or ()), proto=args.proto,
+                       keep_layout=not args.canonical, warn=False,
+                       name="<stdin>" if args.input == "-" else args.input,
+                       weights=args.weights, weights_out=None if args.check else args.weights_out)
 
 
-def _up_to_date(args: argparse.Namespace, result) -> int:
+def _up_to_date(args: argparse.Namespace, conv: api.Conversion) -> int:
     """--check: 0 when OUT holds the conversion, else 1 (and say why)."""
-    try:
-        with open(args.output, encoding="utf-8", newline="") as fh:
-            current = fh.read()
-    except OSError:
-        current = None
-    if current == result.text:
+    if conv.is_written_to(args.output):
         return 0
-    state = "is missing" if current is None else "differs from the conversion"
+    state = "is missing" if not os.path.exists(args.output) else "differs from the conversion"
     say("error", f"{args.output}: {state}; run without --check to write it")
     return 1
 
 
-def _write_outputs(args: argparse.Namespace, path: str, text: str, loaded, result) -> dict | None:
+def _write_outputs(args: argparse.Namespace, conv: api.Conversion) -> dict | None:
     """OUT (or the diff, or stdout) and the reports; the report data, for printing."""
-    report = None
-    if args.report or args.report_json:
-        from ..reports.text import build
-        report = build(loaded, result, args.input_shape)
-    if args.report_html:                # rendered before anything is written: it can fail
-        from ..reports.html import render
-        page = render(loaded, result, args.input_shape, text)
+    report = conv.report() if args.report or args.report_json else None
+    page = conv.report_html() if args.report_html else None    # before writing: it can fail
     if args.diff:
-        target = args.output if args.output != "-" else f"{path} (converted)"
-        sys.stdout.writelines(unified_diff(text, result.text, path, target))
+        sys.stdout.write(conv.diff(args.output if args.output != "-" else None))
         sys.stdout.flush()
     elif args.output == "-":
-        sys.stdout.write(result.text)
+        sys.stdout.write(conv.text)
         sys.stdout.flush()
     else:
-        write_text(args.output, result.text)
+        conv.write(args.output)
     if args.report_json:
         import json
+        from ..core.atomic import write_text
         write_text(args.report_json, json.dumps(report, indent=2) + "\n")
-    if args.report_html:
+    if page is not None:
+        from ..core.atomic import write_text
         write_text(args.report_html, page)
     return report
 
 
-def _tell(args: argparse.Namespace, path: str, loaded, result, report, weights_line) -> None:
+def _tell(args: argparse.Namespace, conv: api.Conversion, report, weights) -> None:
     """Notes, warnings, the report or changed layers, the weights line, the summary."""
-    if loaded.legacy and not args.quiet:
+    path = "<stdin>" if args.input == "-" else args.input
+    if conv.legacy and not args.quiet:
         say("note", f"{path} is a legacy V1 (`layers`) file; the output is upgraded to V2 (`layer`)")
-    for note in result.plan.notes:
+    for note in conv.notes:
         say("note", note)
-    for w in result.warnings:
+    for w in conv.warnings:
         say("warning", str(w))
     if args.report:
         from ..reports.text import format_table
         print(format_table(report), file=sys.stderr)
     elif args.verbose:
         from ..reports.text import format_changes, layer_changes
-        print(format_changes(layer_changes(result.plan)), file=sys.stderr)
-    if weights_line and not args.quiet:
-        print(weights_line, file=sys.stderr)
+        print(format_changes(layer_changes(conv.result.plan)), file=sys.stderr)
+    if weights is not None and not args.quiet:
+        print(weights.line(), file=sys.stderr)
     if not args.quiet:
-        print(result.plan.summary(args.from_layer is None), file=sys.stderr)
+        print(conv.summary(), file=sys.stderr)
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -155,20 +145,8 @@ def run_convert(args: argparse.Namespace) -> int:
     if same_file(args.input, args.output):
         raise UsageError("OUT is the input file; caffe_atrous never overwrites its input: "
                          "choose another -o", file=args.output)
-    path = "<stdin>" if args.input == "-" else args.input
-    opts = _options(args)
-    text = read_text(args.input)
-    loaded = load_text(text, path, _schema(args.proto))
-    if args.truncate_after:
-        loaded = truncate(loaded, args.truncate_after)
-    result = convert_loaded(loaded, opts, layout=not args.canonical)
-    weights_line = None
-    if args.weights:
-        from ..weights.check import for_converted
-        weights_line = for_converted(result, args.output, args.weights,
-                                     None if args.check else args.weights_out, args.input_shape)
+    conv = _convert(args)
     if args.check:
-        return _up_to_date(args, result)
-    report = _write_outputs(args, path, text, loaded, result)
-    _tell(args, path, loaded, result, report, weights_line)
+        return _up_to_date(args, conv)
+    _tell(args, conv, _write_outputs(args, conv), conv.weights_report)
     return 0

@@ -126,6 +126,10 @@ class Schema:
                 raise AtrousError(f"{message} has no field {', '.join(missing)}: {why}",
                                   file=self.origin)
 
+    def owns(self, message) -> bool:
+        """Whether `message` is of one of this schema's classes."""
+        return getattr(message.DESCRIPTOR.file, "pool", None) is self._pool
+
     def __getattr__(self, name: str) -> type:
         if name.startswith("_"):
             raise AttributeError(name)

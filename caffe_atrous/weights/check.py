@@ -120,9 +120,9 @@ def raise_for(report: WeightsReport, path: str) -> None:
 
 
 def for_converted(result: Result, out_name: str, weights_path: str, weights_out: str | None,
-                  input_shape=None) -> str:
-    """Check that the caffemodel fits the converted network (and with `weights_out`,
-    write the converted network's caffemodel); the summary line."""
+                  input_shape=None) -> WeightsReport:
+    """Check that the caffemodel fits the converted network (an AtrousError when it
+    does not), and with `weights_out` write the converted network's caffemodel."""
     from ..formats.weights_out import write_converted
     converted = result.converted(out_name)
     heads = result.plan.heads()                 # classifiers made convolutions (--fc-to-conv)
@@ -134,7 +134,7 @@ def for_converted(result: Result, out_name: str, weights_path: str, weights_out:
             if same_file(weights_path, weights_out):
                 raise UsageError("--weights-out is the input caffemodel; choose another file")
             write_converted(converted.net, w, weights_out, replace=head_blobs(w, heads))
-    return report.line()
+    return report
 
 
 def random_weights(loaded: Loaded, out_path: str, seed: int = 0, input_shape=None) -> ParamShapes:
