@@ -7,20 +7,20 @@ pretrained weights load unchanged and each kernel keeps its receptive field.
 The packages, lowest first; a package imports only from those before it (the
 architecture test reads the next line):
 
-    LAYERS: core -> formats -> graph -> analysis -> rewrite -> pipeline -> weights, reports -> verify -> api -> cli, __main__
+    LAYERS: core -> formats -> graph -> analysis -> rewrite -> pipeline -> weights, reports -> verification -> api -> cli, __main__
 
-    core       base types: the error type, Caffe's window arithmetic, atomic files
-    formats    the edges: protobuf schema, prototxt text, V1 upgrade, caffemodel bytes
-    graph      the network as plain objects: typed layer records, the table of
-               layer kinds, blobs with their producers and consumers
-    analysis   strides, grids, shapes, parameter shapes, costs
-    rewrite    the plan: one rule per layer kind, joins, exactness
-    pipeline   read a file, plan, apply the plan to a copy, write it; presets
-    weights    check a caffemodel, write the converted one, random weights
-    reports    --report (text, JSON) and --report-html
-    verify     run both networks in an inference engine and compare
-    api        the Python API (convert, verify, init_weights), re-exported here
-    cli        the command line over the API: arguments, messages, exit codes
+    core          base types: the error type, Caffe's window arithmetic, atomic files
+    formats       the edges: protobuf schema, prototxt text, V1 upgrade, caffemodel bytes
+    graph         the network as plain objects: typed layer records, the table of
+                  layer kinds, blobs with their producers and consumers
+    analysis      strides, grids, shapes, parameter shapes, costs
+    rewrite       the plan: one rule per layer kind, joins, exactness
+    pipeline      read a file, plan, apply the plan to a copy, write it; presets
+    weights       check a caffemodel, write the converted one, random weights
+    reports       --report (text, JSON) and --report-html
+    verification  run both networks in an inference engine and compare
+    api           the Python API (convert, verify, init_weights), re-exported here
+    cli           the command line over the API: arguments, messages, exit codes
 
 The API, in short (help(caffe_atrous.convert) and help(caffe_atrous.Conversion) say more):
 

@@ -288,7 +288,7 @@ def verify(original, converted, weights, *, new_weights=None, blob: str | None =
     `new_weights`: the converted caffemodel (after fc_to_conv). Returns the verify
     Report (`ok`, `max_abs`, `max_rel`, `lines()`); raises AtrousError when the
     networks cannot be compared."""
-    from .verify.compare import verify as run
+    from .verification.compare import verify as run
     shape = None if input_shape is None else values.input_shape(input_shape)
     return run(os.fspath(original), os.fspath(converted), os.fspath(weights), blob=blob,
                new_weights=None if new_weights is None else os.fspath(new_weights),

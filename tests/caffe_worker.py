@@ -88,7 +88,7 @@ def forward(spec_path):
 
 
 def blob(prototxt, weights, x_path, name, out_path):
-    from caffe_atrous.verify.runners import CaffeRunner
+    from caffe_atrous.verification.runners import CaffeRunner
     x = np.load(x_path)
     runner = CaffeRunner()
     out = runner.run(prototxt, weights, {"data": x}, {name: name})[name]

@@ -42,6 +42,13 @@ def test_the_public_names_and_their_signatures_are_stable():
     assert ca.Change._fields == ("layer", "type", "before", "after", "reasons")
 
 
+def test_no_subpackage_shadows_a_public_name():
+    import caffe_atrous.verification.compare  # noqa: F401 - importing it sets an attribute
+    packages = {p.name for p in (ROOT / "caffe_atrous").iterdir() if p.is_dir()}
+    assert packages & set(ca.__all__) == set()
+    assert callable(ca.verify) and callable(ca.convert)
+
+
 def test_help_reads_as_reference_documentation():
     text = subprocess.run([sys.executable, "-c", "import caffe_atrous; help(caffe_atrous)"],
                           cwd=ROOT, capture_output=True, text=True, check=True,

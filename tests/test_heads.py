@@ -244,7 +244,7 @@ SWEEP = [(VGG_V1, "1,3,64,64", (16, 8)), (VGG_V2, "1,3,64,64", (16, 8)),
 @pytest.mark.parametrize("path,shape,strides", SWEEP)
 def test_converted_classifier_runs_in_opencv_with_its_converted_weights(tmp_path, capsys, path,
                                                                        shape, strides):
-    from caffe_atrous.verify.runners import OpenCVRunner
+    from caffe_atrous.verification.runners import OpenCVRunner
     _opencv()
     src, w = tmp_path / "a.prototxt", tmp_path / "a.caffemodel"
     src.write_text(zoo_text(path))
@@ -266,7 +266,7 @@ def test_converted_classifier_runs_in_opencv_with_its_converted_weights(tmp_path
 
 def test_vgg16_fcn_surgery_computes_the_classifier(tmp_path, capsys):
     """FCN's net surgery (--exact at the network's own stride): fc8 at 1x1 equals fc8."""
-    from caffe_atrous.verify.compare import verify
+    from caffe_atrous.verification.compare import verify
     _opencv()
     w, wout, err = _convert_weights(tmp_path, capsys, VGG_TEXT, "--fc-to-conv", "--exact",
                                     "--output-stride", "32")
@@ -282,7 +282,7 @@ def test_vgg16_fcn_surgery_computes_the_classifier(tmp_path, capsys):
 
 def test_a_dense_head_is_compared_at_its_first_position(tmp_path, capsys):
     """At output stride 2 (exact) the head's output is a map; position 0 is the classifier."""
-    from caffe_atrous.verify.compare import verify
+    from caffe_atrous.verification.compare import verify
     _opencv()
     text = net(conv("c", "data", s=2, n=4), layer("r", "ReLU", "c", "c"),
                conv("c2", "c", s=2, n=4),

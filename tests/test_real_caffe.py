@@ -130,8 +130,8 @@ def test_verify_auto_picks_caffe_when_importable(caffe, pairs):
 @pytest.mark.parametrize("rel", VERIFIED)
 def test_opencv_and_caffe_compute_the_same_blob(caffe, pairs, rel, tmp_path):
     """The compared blob of both networks, from OpenCV (here) and Caffe (its environment)."""
-    from caffe_atrous.verify.runners import OpenCVRunner
-    from caffe_atrous.verify.compare import verify
+    from caffe_atrous.verification.runners import OpenCVRunner
+    from caffe_atrous.verification.compare import verify
     *nets, weights = pairs[rel]
     blob = verify(*map(str, pairs[rel]), engine="opencv", input_shape=(1, 3, 97, 97)).blob
     x = np.random.default_rng(1).standard_normal((1, 3, 97, 97)).astype(np.float32)

@@ -12,7 +12,7 @@ from conftest import EXAMPLE, ROOT
 
 NOT_AT_START = ("dataclasses", "inspect", "shutil", "fractions", "numpy", "yaml",
                 "google.protobuf.text_format", "google.protobuf.descriptor_pool",
-                "google.protobuf.descriptor_pb2", "caffe_atrous.reports.text", "caffe_atrous.verify.compare",
+                "google.protobuf.descriptor_pb2", "caffe_atrous.reports.text", "caffe_atrous.verification.compare",
                 "caffe_atrous.weights.check", "caffe_atrous.pipeline.presets")
 
 

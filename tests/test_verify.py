@@ -10,7 +10,7 @@ import pytest
 from caffe_atrous.cli import main
 from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.analysis.shapes import infer_shapes
-from caffe_atrous.verify.compare import verify
+from caffe_atrous.verification.compare import verify
 from caffe_atrous.weights.check import random_weights
 
 from conftest import ROOT, EXAMPLE, convert, in_ci, zoo_text
