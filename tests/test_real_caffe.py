@@ -21,7 +21,7 @@ from caffe_atrous.formats.caffemodel import Weights
 from caffe_atrous.rewrite.plan import Options
 
 import caffe_env
-from conftest import ROOT, zoo_path, zoo_text
+from conftest import EXAMPLE, ROOT, zoo_path, zoo_text
 from test_zoo import CLASSIFIERS, EXPECTED_ERRORS
 
 pytestmark = pytest.mark.real_caffe
@@ -347,3 +347,23 @@ def test_library_beside_pycaffe_in_either_order(caffe, tmp_path, order):
     record = json.loads(out.splitlines()[-1])
     assert record["changes"] > 0 and record["caffe_layers"] > 100
     assert record["hole_in_users_schema"] is False          # the user's caffe_pb2 is BVLC's
+
+
+@pytest.mark.parametrize("order", ["caffe-first", "atrous-first"])
+def test_a_pycaffe_message_comes_back_as_one_in_either_import_order(caffe, order):
+    imports = ["import caffe", "from caffe.proto import caffe_pb2", "import caffe_atrous as ca"]
+    if order == "atrous-first":
+        imports = imports[2:] + imports[:2]
+    code = "\n".join(imports) + f"""
+from google.protobuf import text_format
+msg = text_format.Parse(open({str(EXAMPLE)!r}).read(), caffe_pb2.NetParameter())
+conv = ca.convert(msg, 8, exact=True, warn=False)
+assert type(conv.net) is caffe_pb2.NetParameter, type(conv.net)
+mine = ca.convert({str(EXAMPLE)!r}, 8, exact=True, warn=False)
+assert type(mine.net) is not caffe_pb2.NetParameter
+assert conv.net.SerializeToString() != b"" and text_format.MessageToString(conv.net) == \\
+    text_format.MessageToString(caffe_pb2.NetParameter.FromString(conv.net.SerializeToString()))
+print(sum(1 for l in conv.net.layer if list(l.convolution_param.dilation) == [2]))
+"""
+    out = caffe_env.check(caffe.run("-c", code), f"import order {order}")
+    assert int(out.strip().splitlines()[-1]) > 0
