@@ -85,9 +85,29 @@ def _public():
     return descriptor_pool.DescriptorPool, message_factory.GetMessageClass
 
 
+# The oldest protobuf whose API this module uses (pyproject.toml's lower bound).
+MIN_PROTOBUF = (7, 35)
+
+
+def _check_protobuf() -> None:
+    """An older protobuf lacks what the schema needs: say so as the environment
+    problem it is, not as an internal error."""
+    from google.protobuf import __version__ as version
+    try:
+        have = tuple(int(x) for x in version.split(".")[:2])
+    except ValueError:
+        return
+    if have < MIN_PROTOBUF:
+        need = ".".join(map(str, MIN_PROTOBUF))
+        raise AtrousError(f"this Python has protobuf {version}, older than the {need} that "
+                          f"caffe-atrous needs: pip install 'protobuf>={need},<8' (or run "
+                          "caffe-atrous in the environment it was installed in)", exit_code=2)
+
+
 @lru_cache(maxsize=None)
 def backend():
     """(pool type, message class maker): upb's own where it can, else protobuf's public API."""
+    _check_protobuf()
     return _upb() or _public()
 
 

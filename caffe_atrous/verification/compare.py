@@ -23,7 +23,8 @@ from ..analysis.cost import receptive_fields
 from ..analysis.shapes import fmt_shape, infer_shapes
 from ..pipeline.loading import Loaded, load_text, read_text, truncate
 from ..formats import netspec, prototxt
-from ..graph.records import DataShapes
+from ..analysis import grids
+from ..graph.records import DataShapes, Reshape
 from ..core.errors import AtrousError, ConversionWarning, UsageError
 from ..graph.graph import Graph
 from ..rewrite.exactness import inexact_reason
@@ -124,14 +125,33 @@ def _declared_shape(image) -> tuple | None:
     return source.shape(index) if isinstance(source, DataShapes) else None
 
 
-def _choose_input(image, total: int, input_shape) -> tuple[tuple[int, ...], str]:
-    """The given input shape, or the declared one moved to the nearest total*k+1."""
+def _size_fixed_by(graph: Graph) -> str | None:
+    """The first layer whose parameters fix the input size the network runs at: an
+    InnerProduct over a spatial map, a resize to a fixed size, a Reshape to fixed sizes."""
+    strides = st.cumulative_strides(graph)
+    for layer in graph.layers:
+        bottoms = graph.bottoms(layer)
+        spatial = bool(bottoms) and strides.get(bottoms[0]) is not None
+        if (layer.ip is not None and spatial) or \
+                (grids.is_resampler(layer) and grids.fixed_size(layer) is not None) or \
+                (isinstance(layer.params, Reshape) and layer.params.shape
+                 and -1 not in layer.params.shape and max(layer.params.shape) > 1):
+            return layer.name
+    return None
+
+
+def _choose_input(image, total: int, input_shape, fixed_by: str | None
+                  ) -> tuple[tuple[int, ...], str]:
+    """The given input shape; else the declared one, moved to the nearest total*k+1
+    unless a layer (`fixed_by`) needs the declared size."""
     if input_shape is not None:
         return tuple(input_shape), ""
     declared = _declared_shape(image)
     if declared is None or len(declared) != 4 or None in declared:
         raise UsageError("the network does not declare its input size; give --input-shape")
     _, c, h, w = declared
+    if fixed_by is not None:
+        return tuple(declared), f" (the declared size: '{fixed_by}' needs it)"
     h2 = total * max(1, round((h - 1) / total)) + 1
     w2 = total * max(1, round((w - 1) / total)) + 1
     note = "" if (h2, w2) == (h, w) else (
@@ -140,11 +160,28 @@ def _choose_input(image, total: int, input_shape) -> tuple[tuple[int, ...], str]
     return (1, c, h2, w2), note
 
 
+def _off_grid(graph: Graph) -> set[str]:
+    """Blobs that a default comparison leaves alone: at or after a resize that is not
+    back onto a grid of the network (a zoom to the image size, which the conversion
+    moves off the image's grid), and a pyramid pooling's bins with what they feed
+    (their poolings average a denser map: inexact by construction)."""
+    geo = grids.geometry(graph)
+    out: set[str] = {b.name for b in geo.branch}
+    for layer in graph.layers:
+        bottoms = graph.bottoms(layer)
+        free = grids.is_resampler(layer) and layer.index not in geo.anchors
+        if free or any(b.name in out for b in bottoms):
+            out.update(t.name for t in graph.tops(layer))
+    return out
+
+
 def _choose_blob(orig: Graph, factors: dict, blob: str | None) -> str:
     """The blob asked for, or the last one both networks keep a spatial layout for."""
     names = {b.name for b in orig.blobs}
     if blob is None:
-        candidates = [b.name for b in reversed(orig.blobs) if factors.get(b.name) is not None]
+        off = _off_grid(orig)
+        candidates = [b.name for b in reversed(orig.blobs) if factors.get(b.name) is not None
+                      and b.name not in off]
         if not candidates:
             raise UsageError("no blob keeps a spatial layout in both networks; name one with --blob")
         return candidates[0]
@@ -164,7 +201,10 @@ def _run_both(runner, nets: list[Loaded], weights: list[str], inputs: dict, blob
             path = os.path.join(tmp, f"net{i}.prototxt")
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(prototxt.to_text(loaded.net))
-            out = runner.run(path, weights[i], inputs, {blob: writer})[blob]
+            try:
+                out = runner.run(path, weights[i], inputs, {blob: writer})[blob]
+            except AtrousError as exc:
+                raise _engine_failure(exc, path, loaded, inputs) from None
             if out.ndim == 2:                  # a classifier's (N, K): one position
                 out = out[:, :, None, None]
             if out.ndim != 4:
@@ -173,13 +213,37 @@ def _run_both(runner, nets: list[Loaded], weights: list[str], inputs: dict, blob
     return outs
 
 
-def _check_weights(loaded: Loaded, weights_path: str) -> None:
-    """The caffemodel must be sound and fit the network before an engine reads it:
-    an engine may abort the whole process on a damaged file."""
+def _engine_failure(exc: AtrousError, tmp_path: str, loaded: Loaded, inputs: dict
+                    ) -> AtrousError:
+    """The engine's error about the network it ran (a copy in a temporary folder),
+    told of the user's own file, with the input shape it ran at."""
+    message = exc.message.replace(tmp_path, loaded.path)
+    shapes = ", ".join(f"'{k}' {fmt_shape(v.shape)}" for k, v in inputs.items())
+    return AtrousError(f"{message} (running it with input {shapes}; does the engine support "
+                       "every layer of it?)", file=loaded.path, layer=exc.layer,
+                       exit_code=exc.exit_code)
+
+
+def _check_weights(loaded: Loaded, weights_path: str, input_shape=None,
+                   original: Loaded | None = None) -> None:
+    """The caffemodel must be sound and fit the network, at the size it will run at,
+    before an engine reads it: an engine may abort the whole process on a damaged
+    file. `original`: the network `loaded` was converted from, to tell a classifier
+    made a convolution that still has its InnerProduct weights."""
     from ..formats.caffemodel import Weights
-    from ..weights.check import check, raise_for
+    from ..weights.check import check, expected_params, raise_for
     with Weights(weights_path) as w:
-        raise_for(check(loaded, w), weights_path)
+        report = check(loaded, w, input_shape)
+        heads = {l.name for l in original.specs() if l.ip is not None} if original else set()
+        for name, _ in report.mismatched:
+            layer = next((s for s in loaded.specs() if s.name == name), None)
+            if name in heads and layer is not None and layer.conv is not None:
+                stored = w.by_name()[name].blobs[0].shape
+                need = expected_params(loaded, input_shape)[name][0]
+                raise UsageError(f"{name}'s stored blob is {fmt_shape(stored)}; the converted "
+                                 f"network needs {fmt_shape(need)}: give the converted "
+                                 "caffemodel with --new-weights", file=weights_path, layer=name)
+        raise_for(report, weights_path)
 
 
 def _load_pair(orig_path: str, new_path: str, weights: list[str], schema) -> tuple[Loaded, Loaded]:
@@ -190,6 +254,7 @@ def _load_pair(orig_path: str, new_path: str, weights: list[str], schema) -> tup
     orig_l = load_text(read_text(orig_path), orig_path, schema)
     new_l = load_text(read_text(new_path), new_path, schema)
     _check_weights(orig_l, weights[0])
+    _check_weights(new_l, weights[1], original=orig_l)
     orig_names, new_names = netspec.layer_names(orig_l.net), netspec.layer_names(new_l.net)
     if new_names and len(new_names) < len(orig_names) and orig_names[:len(new_names)] == new_names:
         orig_l = truncate(orig_l, new_names[-1])        # NEW was made with --truncate-after
@@ -244,8 +309,8 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     findings = diagnose(orig, new, strides0, strides1)
     factors, head_blobs = _top_factors(orig, new, strides0, strides1)
     image = _image(orig, orig_path)
-    total = int(max(st.largest_stride(strides0), 1))
-    input_shape, note = _choose_input(image, total, input_shape)
+    total = int(max(st.network_output_stride(orig), 1))
+    input_shape, note = _choose_input(image, total, input_shape, _size_fixed_by(orig))
     blob = _choose_blob(orig, factors, blob)
     m = factors[blob]
     writer = next((l.name for l in reversed(orig.layers) if blob in l.tops), blob)
@@ -253,8 +318,9 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     # input (or made global) does not get in the way.
     if writer in netspec.layer_names(orig_l.net):
         orig_l, new_l = truncate(orig_l, writer), truncate(new_l, writer)
-    for loaded in (orig_l, new_l):
+    for loaded, w in ((orig_l, weights_path), (new_l, new_weights)):
         infer_shapes(loaded.graph(input_shape), input_shape=input_shape)   # both must size
+        _check_weights(loaded, w, input_shape, orig_l if loaded is new_l else None)
     x = np.random.default_rng(seed).standard_normal(input_shape).astype(np.float32)
     runner = runners.get(engine)
     out0, out1 = _run_both(runner, [orig_l, new_l], [weights_path, new_weights], {image.name: x},

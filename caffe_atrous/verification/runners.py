@@ -72,6 +72,12 @@ class CaffeRunner(Runner):
         except ImportError:
             raise UsageError("pycaffe is not importable here (`import caffe` fails); use "
                              "--engine opencv") from None
+        except Exception as exc:            # noqa: BLE001 - pycaffe's own start-up failed
+            raise UsageError(f"pycaffe is on the path but fails to start in this Python "
+                             f"({type(exc).__name__}: {exc}); a pycaffe built against numpy "
+                             f"1.x fails beside numpy {np.__version__}: run caffe-atrous with "
+                             "the Python pycaffe was built for (with numpy 1.x), or use "
+                             "--engine opencv") from None
         self.caffe = caffe
         caffe.set_mode_cpu()
 
