@@ -106,7 +106,7 @@ def main() -> int:
         return 2
     sys.path.insert(0, str(ROOT))
     from caffe_atrous.pipeline.loading import load_text
-    from caffe_atrous.weights.check import random_weights
+    from caffe_atrous.weights.init import random_weights
 
     with tempfile.TemporaryDirectory(prefix="caffe_atrous_bench_") as tmp:
         weights = os.path.join(tmp, "resnet152.caffemodel")

@@ -238,7 +238,7 @@ class Conversion:
         """Check that `caffemodel` fits the converted network (layer names, blob counts
         and shapes); an AtrousError naming the layer when it does not. Returns the
         WeightsReport (matched, missing, mismatched, unused; `line()` sums it up)."""
-        from .weights.check import for_converted
+        from .weights.converted import for_converted
         self.weights_report = for_converted(self.result, name or self._path or "<converted>",
                                             os.fspath(caffemodel), None, self.opts.input_shape)
         self._weights = os.fspath(caffemodel)
@@ -252,7 +252,7 @@ class Conversion:
         if source is None:
             raise UsageError("write_weights needs the original caffemodel: give weights= to "
                              "convert, or caffemodel= here")
-        from .weights.check import for_converted
+        from .weights.converted import for_converted
         self.weights_report = for_converted(self.result, os.fspath(out), source, os.fspath(out),
                                             self.opts.input_shape)
         self._weights = source
@@ -300,7 +300,7 @@ def init_weights(net, out, *, seed: int = 0, input_shape: Sequence[int] | None =
                  proto=None) -> dict[str, list[tuple[int, ...]]]:
     """Write random weights for `net` (a path, text or message) to `out`, as Caffe's
     net.save would; returns the layers written with their blob shapes."""
-    from .weights.check import random_weights
+    from .weights.init import random_weights
     shape = None if input_shape is None else values.input_shape(input_shape)
     return random_weights(_load(net, proto, None).loaded, os.fspath(out), seed=seed,
                           input_shape=shape)

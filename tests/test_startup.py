@@ -13,7 +13,8 @@ from conftest import EXAMPLE, ROOT
 NOT_AT_START = ("dataclasses", "inspect", "shutil", "fractions", "numpy", "yaml",
                 "google.protobuf.text_format", "google.protobuf.descriptor_pool",
                 "google.protobuf.descriptor_pb2", "caffe_atrous.reports.text", "caffe_atrous.verification.compare",
-                "caffe_atrous.weights.check", "caffe_atrous.pipeline.presets")
+                "caffe_atrous.weights.check", "caffe_atrous.weights.converted",
+                "caffe_atrous.weights.init", "caffe_atrous.pipeline.presets")
 
 
 def _imported_by(argv: list[str]) -> set[str]:

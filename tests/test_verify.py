@@ -11,7 +11,7 @@ from caffe_atrous.cli import main
 from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.analysis.shapes import infer_shapes
 from caffe_atrous.verification.compare import verify
-from caffe_atrous.weights.check import random_weights
+from caffe_atrous.weights.init import random_weights
 
 from conftest import ROOT, EXAMPLE, convert, in_ci, zoo_text
 
