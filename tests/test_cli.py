@@ -96,7 +96,7 @@ def test_never_overwrites_the_input(tmp_path):
     (net(conv("c1", "data"), conv("c1", "c1")),
      r"bad.prototxt:4: layer 'c1': duplicate layer name: an earlier layer \(line 3\)"),
     (net(conv("c1", "data", s=2)), r"bad.prototxt: output stride 8 is larger than the network.s own "
-     r"output stride 2; caffe_atrous can only remove strides: ask for 2 or less"),
+     r"output stride 2 and no stride can be put back to reach it .*; reachable: 1, 2"),
     ("\x00\x01binary", r"bad.prototxt:1:1: "),
 ])
 def test_bad_input_gives_one_line_and_no_output(tmp_path, text, pattern):

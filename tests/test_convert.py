@@ -153,10 +153,14 @@ def test_deconvolution_crop_and_interp_are_named_in_warnings():
                layer("up", "Deconvolution", "c2",
                      body="convolution_param { num_output: 8 kernel_size: 4 stride: 2 }"),
                layer("crop", "Crop", ["up", "c1"], body="crop_param { axis: 2 offset: 1 }"),
-               layer("zoom", "Interp", "c2", body="interp_param { zoom_factor: 4 }"))
+               layer("zoom", "Interp", "c2", body="interp_param { zoom_factor: 2 }"),
+               layer("to_image", "Interp", "c2", body="interp_param { zoom_factor: 4 }"))
     r = convert(text, output_stride=2)
     named = {w.layer for w in r.warnings}
-    assert {"up", "crop", "zoom"} <= named
+    assert {"up", "crop", "zoom"} <= named and "to_image" not in named
+    # a resize to the image stays one: its zoom follows the map it reads (4 -> 2)
+    assert 'name: "to_image" type: "Interp" bottom: "c2" top: "to_image" interp_param ' \
+           '{ zoom_factor: 2 }' in r.text.replace("\n", " ")
 
 
 def test_unknown_layer_types_pass_through_untouched():

@@ -39,11 +39,11 @@ def test_pspnet_reports_8_and_is_unchanged_at_8(capsys, tmp_path):
     assert "'conv6_interp' is at stride 1" in err
 
 
-def test_pspnet_at_16_says_strides_can_only_be_removed(capsys, tmp_path):
-    code, out, err = cli(capsys, tmp_path, zoo_path(PSP), "--output-stride", "16")
+def test_pspnet_past_its_classifier_says_what_it_can_reach(capsys, tmp_path):
+    code, out, err = cli(capsys, tmp_path, zoo_path(PSP), "--output-stride", "64")
     assert code == 1 and out is None and len(err.strip().splitlines()) == 1
-    assert "output stride 16 is larger than the network's own output stride 8; caffe_atrous can " \
-           "only remove strides: ask for 8 or less" in err
+    assert "output stride 64 is larger than the network's own output stride 8 and no stride " \
+           "can be put back" in err and "reachable: 1, 2, 4, 8, 16, 32" in err
 
 
 def test_pspnet_at_4_keeps_its_pyramid_bins():

@@ -117,6 +117,10 @@ def _propagate(graph: Graph, decide: Callable[[LayerSpec, Stride], Pair],
             result = _mul((original or out.strides)[x] or first, layer.window.stride)
         elif is_resampler(layer):
             result, frame = _resample(geo, layer, out, first, frame)
+            r = decide(layer, _rel(first, frame))
+            if r != (1, 1):                   # a zoom that follows its input (rewrite/regrid.py)
+                out.removals[layer.index] = r
+                result = (_div(result[0], r[0]), _div(result[1], r[1]))
         elif layer.window is not None:
             r = decide(layer, _rel(first, frame))
             if r != (1, 1):
@@ -154,6 +158,13 @@ def _after(graph: Graph, removals: dict[int, Pair] | None,
         original = _propagate(graph, lambda layer, s: (1, 1)).strides
     return _propagate(graph, lambda layer, s: removals.get(layer.index, (1, 1)),
                       lambda layer: layer.index in made_global or layer.is_global_pool, original)
+
+
+def strides_in_scale(graph: Graph) -> dict[Blob, Stride | None]:
+    """Every blob's stride in the pixels of the image its scale reads (an image
+    pyramid's 0.5 branch counts in the pixels of the half-size image)."""
+    p = _after(graph, None)
+    return {b: None if s is None else _rel(s, p.frames.get(b, ONE)) for b, s in p.strides.items()}
 
 
 def largest_stride(strides: dict[Blob, Stride | None]) -> Number:
@@ -217,11 +228,12 @@ def final_strides(graph: Graph, strides: dict[Blob, Stride | None]) -> dict[str,
 
 
 def removed_factor(before: Stride | None, after: Stride | None) -> Pair | None:
-    """Per-axis factor by which a blob became denser (None: not spatial)."""
+    """Per-axis factor by which a blob became denser: a whole number, or 1/f where it
+    became f times coarser (None: not spatial, or no such clean factor)."""
     if before is None or after is None:
         return None
     f = (_div(before[0], after[0]), _div(before[1], after[1]))
-    return f if type(f[0]) is int and type(f[1]) is int else None
+    return f if all(type(v) is int or v.numerator == 1 for v in f) else None
 
 
 def fmt_stride(value: Number) -> str:

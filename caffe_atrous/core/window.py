@@ -17,6 +17,18 @@ def fmt_pair(p) -> str:
     return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
 
 
+def fmt_density(m) -> str:
+    """How much denser a blob became, as text: 'x2 denser', 'x2 coarser' (m = 1/2)."""
+    if all(v >= 1 for v in m):
+        return f"x{fmt_pair(m)} denser"
+    return f"x{fmt_pair(tuple(1 / v for v in m))} coarser"
+
+
+def map_word(m) -> str:
+    """'dense' or 'coarser': the map a layer reads once its input changed by `m`."""
+    return "dense" if all(v >= 1 for v in m) else "coarser"
+
+
 class Window(NamedTuple):
     kernel: Pair
     stride: Pair = (1, 1)

@@ -43,6 +43,7 @@ class MessagePatch(NamedTuple):
     prior_step: dict[str, float] | None = None
     to_conv: ConvHead | None = None
     resize_to: Pair | None = None       # Interp height/width, Upsample upsample_h/_w
+    zoom: Pair | None = None            # Interp (zoom_factor, shrink_factor)
 
 
 # ----------------------------------------------------------------- reading --
@@ -198,6 +199,11 @@ def _apply(layer, e: MessagePatch) -> None:
             setattr(layer.prior_box_param, k, v)
     if e.resize_to is not None:
         _write_size(layer, e.resize_to)
+    if e.zoom is not None:
+        p = layer.interp_param
+        for name, value in zip(("zoom_factor", "shrink_factor"), e.zoom):
+            if value != getattr(p, name) or has(p, name):
+                setattr(p, name, value)
 
 
 def _write_size(layer, size: Pair) -> None:

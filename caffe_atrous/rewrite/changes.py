@@ -39,7 +39,7 @@ class LayerChange:
     dataclasses costs a tenth of a conversion.)"""
 
     FIELDS = ("after", "make_global", "clear_engine", "spatial_scale", "param_str", "prior_step",
-              "head", "resize_to", "reasons")
+              "head", "resize_to", "zoom", "reasons")
     __slots__ = FIELDS + ("layer", "before")
 
     def __init__(self, after: Window | None = None, make_global: bool = False,
@@ -47,7 +47,7 @@ class LayerChange:
                  param_str: tuple[str, str] | None = None,
                  prior_step: dict[str, tuple[float, float]] | None = None,
                  head: Head | None = None, resize_to: tuple[Pair, Pair] | None = None,
-                 reasons: list[str] | None = None, *, layer: LayerSpec | None = None,
+                 zoom: tuple[Pair, Pair] | None = None, reasons: list[str] | None = None, *, layer: LayerSpec | None = None,
                  before: Window | None = None):
         self.after = after
         self.make_global = make_global
@@ -57,6 +57,7 @@ class LayerChange:
         self.prior_step = prior_step
         self.head = head
         self.resize_to = resize_to
+        self.zoom = zoom                        # Interp (zoom, shrink) before and after
         self.reasons = [] if reasons is None else reasons
         self.layer = layer
         self.before = before
@@ -83,13 +84,14 @@ class LayerChange:
             param_str=self.param_str[1] if self.param_str else None,
             prior_step={k: v[1] for k, v in self.prior_step.items()} if self.prior_step else None,
             resize_to=self.resize_to[1] if self.resize_to else None,
+            zoom=self.zoom[1] if self.zoom else None,
         )
 
     def key(self) -> tuple:
         """What the change does, for comparing the same layer across phases."""
         steps = None if self.prior_step is None else sorted(self.prior_step.items())
         return (self.after, self.make_global, self.clear_engine, self.spatial_scale,
-                self.param_str, self.head, steps, self.resize_to)
+                self.param_str, self.head, steps, self.resize_to, self.zoom)
 
 
 class Plan:

@@ -25,21 +25,26 @@ from __future__ import annotations
 
 from ..graph.records import Crop
 from ..graph.records import LayerSpec
-from ..core.window import Pair, Window, fmt_pair
+from ..core.window import Pair, Window, fmt_density, fmt_pair, map_word
 from .dilate import EXACT, SEED, dilate_conv
 
 
 def removed_stride(before: Window, after: Window) -> Pair:
-    """Per-axis factor taken out of a layer's own stride."""
-    return tuple(before.stride[a] // max(after.stride[a], 1) for a in (0, 1))
+    """Per-axis factor taken out of a layer's own stride (1/f where f was put back)."""
+    def ratio(a: int, b: int):
+        if a % b == 0:
+            return a // b
+        from fractions import Fraction
+        return Fraction(a, b)
+    return tuple(ratio(before.stride[a], max(after.stride[a], 1)) for a in (0, 1))
 
 
 def _conv(layer: LayerSpec, after: Window, m: Pair) -> str | None:
     w0 = layer.window
     r = removed_stride(w0, after)
-    exact = dilate_conv(w0, m, r, EXACT)[0]
+    exact, notes = dilate_conv(w0, m, r, EXACT)
     if after == exact:
-        return None
+        return notes[0] if notes else None
     seed_w = dilate_conv(w0, m, r, SEED)[0]
     if after.pad != seed_w.pad and after.dilation == seed_w.dilation:
         return (f"re-padded to 'same' (pad {fmt_pair(after.pad)}) so the branches of a join "
@@ -57,7 +62,7 @@ def _head(after: Window | None, m: Pair) -> str | None:
     dil = tuple(m[a] if after.kernel[a] > 1 else 1 for a in (0, 1))
     if after.dilation != dil:
         return (f"classifier made a convolution with dilation {fmt_pair(after.dilation)} where "
-                f"its input is x{fmt_pair(m)} denser: decimated (DeepLab-LargeFOV), not the "
+                f"its input is {fmt_density(m)}: decimated (DeepLab-LargeFOV), not the "
                 "same function")
     if after.pad != (0, 0):
         return (f"classifier made a convolution with pad {fmt_pair(after.pad)} ('same'): its "
@@ -69,14 +74,14 @@ def _head(after: Window | None, m: Pair) -> str | None:
 def _pool(layer: LayerSpec, after: Window | None, made_global: bool, m: Pair) -> str | None:
     dense, w0 = m != (1, 1), layer.window
     if (made_global or layer.is_global_pool) and dense:
-        return (f"global {layer.pool.method} pooling over a x{fmt_pair(m)} denser blob pools the "
-                "dense map, not the original positions")
+        return (f"global {layer.pool.method} pooling over a {fmt_density(m)} blob pools the "
+                f"{map_word(m)} map, not the original positions")
     if w0 is None or after is None:
         return None
     if dense and after.kernel == tuple(k * f for k, f in zip(w0.kernel, m)) \
             and after.stride == tuple(k * f for k, f in zip(w0.stride, m)):
         return (f"pyramid pooling {fmt_pair(w0.kernel)} scaled to {fmt_pair(after.kernel)} over a "
-                f"x{fmt_pair(m)} denser blob: its bins pool the dense map, not the original "
+                f"{fmt_density(m)} blob: its bins pool the {map_word(m)} map, not the original "
                 "positions")
     if after.kernel != w0.kernel:
         return (f"pooling {fmt_pair(w0.kernel)} became {fmt_pair(after.kernel)} (DeepLab/SSD "
@@ -85,7 +90,7 @@ def _pool(layer: LayerSpec, after: Window | None, made_global: bool, m: Pair) ->
         return (f"pooling re-padded from {fmt_pair(w0.pad)} to 'same' (pad {fmt_pair(after.pad)}) "
                 "so the branches of a join meet")
     if dense and w0.kernel != (1, 1):
-        return (f"pooling {fmt_pair(w0.kernel)} over a x{fmt_pair(m)} denser blob (Caffe pooling "
+        return (f"pooling {fmt_pair(w0.kernel)} over a {fmt_density(m)} blob (Caffe pooling "
                 "has no dilation)")
     return None
 
@@ -105,7 +110,7 @@ def inexact_reason(layer: LayerSpec, after: Window | None, made_global: bool,
     if m == (1, 1):
         return None
     if layer.is_deconv or layer.resize is not None:
-        return f"{layer.type} over a x{fmt_pair(m)} denser blob"
+        return f"{layer.type} over a {fmt_density(m)} blob"
     if isinstance(layer.params, Crop):
-        return f"Crop over a x{fmt_pair(m)} denser blob: its offset counts original pixels"
+        return f"Crop over a {fmt_density(m)} blob: its offset counts original pixels"
     return None

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..analysis.grids import Number
 
 from ..analysis import grids
+from ..analysis import coarsen
 from ..analysis import strides as st
 from ..analysis.shapes import infer_shapes
 from ..core.errors import ConversionWarning
@@ -41,18 +42,26 @@ class PhasePlan(NamedTuple):
 def _context(g: Graph, opts: Options) -> tuple[rules.RuleContext, Number, Number]:
     """Strides before and after the removals, original shapes, heads made global;
     and the output strides before and after."""
+    s0, before = st.strides_and_output_stride(g)
     if opts.from_layer is not None:
         start = g.layer(opts.from_layer)
         removals = st.removals_from_layer(g, start.index) if start else {}
+    elif opts.output_stride > before:
+        removals = coarsen.additions_for_output_stride(g, opts.output_stride)
     else:
         removals = st.removals_for_output_stride(g, opts.output_stride)
-    s0, before = st.strides_and_output_stride(g)
     s1, after = st.strides_and_output_stride(g, removals)
+    zooms = regrid.zooms_that_follow(g, s0, s1)
+    if zooms:
+        removals = {**removals, **zooms}
+        s1, after = st.strides_and_output_stride(g, removals)
     ctx = rules.RuleContext(g, opts.mode, s0, s1, removals,
                         infer_shapes(g, input_shape=opts.input_shape),
                         fc_to_conv=opts.fc_to_conv, decimate=opts.decimate,
                         weights_follow=opts.weights_follow)
-    ctx.made_global = {l.index for l in g.layers if rules.covers_whole_map(ctx, l)}
+    bins = grids.geometry(g).bins          # a pyramid pooling keeps its bins instead
+    ctx.made_global = {l.index for l in g.layers if l.index not in bins
+                       and rules.covers_whole_map(ctx, l)}
     if ctx.made_global:
         ctx.s1, after = st.strides_and_output_stride(g, removals, ctx.made_global)
     return ctx, before, after
@@ -66,6 +75,8 @@ def _rule_for(ctx: rules.RuleContext, layer: LayerSpec):
         return regrid.anchored
     if layer.upsample is not None:
         return regrid.upsample
+    if layer.index in ctx.removals and layer.resize is not None:
+        return regrid.zoom
     return rules.rule_for(layer)
 
 
@@ -148,7 +159,7 @@ def _follow_sizes(ctx: rules.RuleContext, changes: dict[int, LayerChange], sizes
             c = changes.setdefault(i, LayerChange(layer=_layer(g, i)))
             c.resize_to = (old, new)
             c.reasons.append(f"size {old[0]}x{old[1]} -> {new[0]}x{new[1]}: it resizes back onto "
-                             f"'{grids.geometry(g).anchors[i].name}', which grew")
+                             f"'{grids.geometry(g).anchors[i].name}', whose size changed")
 
 
 def _repad(ctx: rules.RuleContext, changes: dict[int, LayerChange], windows: dict,

@@ -22,6 +22,7 @@ change into the MessagePatch that formats/netspec.py writes into a copy of the n
 
 from __future__ import annotations
 
+from ..analysis import coarsen
 from ..analysis import strides as st
 from ..core.errors import AtrousError, UsageError
 from ..graph.graph import Graph
@@ -65,12 +66,13 @@ def _check_reached(g: Graph, p: PhasePlan, opts: Options) -> None:
     """The asked output stride must be what the phase reaches."""
     if opts.from_layer is not None or p.stride_after == opts.output_stride:
         return
+    reach = sorted(set(st.reachable_output_strides(g)) | set(coarsen.reachable_coarser(g)))
     if opts.output_stride > p.stride_before:
         raise AtrousError(
             f"output stride {opts.output_stride} is larger than the network's own output stride "
-            f"{st.fmt_stride(p.stride_before)}; caffe_atrous can only remove strides: ask for "
-            f"{st.fmt_stride(p.stride_before)} or less", file=g.path)
-    reach = st.reachable_output_strides(g)
+            f"{st.fmt_stride(p.stride_before)} and no stride can be put back to reach it (where "
+            "the dilations of its trunk rise, strides go back); reachable: "
+            f"{', '.join(map(str, reach))}", file=g.path)
     raise AtrousError(f"output stride {opts.output_stride} is not reachable for this network; "
                       f"reachable: {', '.join(map(str, reach))}", file=g.path)
 

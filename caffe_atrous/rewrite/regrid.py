@@ -15,13 +15,16 @@ pyramid pooling kept its number of bins.
 
 from __future__ import annotations
 
+import math
+
 from ..analysis import grids
 from ..analysis.shapes import fmt_shape
+from ..analysis.strides import removed_factor
 from ..core.errors import AtrousError
 from ..graph.records import Resize
 from ..graph.records import LayerSpec
 from ..graph.graph import Graph
-from ..core.window import Pair, Window, fmt_pair, pool_out
+from ..core.window import Pair, Window, fmt_density, fmt_pair, pool_out
 from .dilate import EXACT
 from .rules import Decision, RuleContext
 
@@ -34,6 +37,7 @@ def bin_pooling(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decisio
 
         conv5_3_pool1 AVE 60/60 (1 bin) over conv5_3 60x60 -> 119x119  ->  119/119
         conv5_3_pool6 AVE 10/10 (6 bins)                                ->  20/20
+        conv5_3_pool6 AVE 10/10 over a x2 coarser map (30x30)            ->  5/5
     """
     if m == (1, 1):
         return Decision()
@@ -46,11 +50,61 @@ def bin_pooling(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decisio
                      pad=(w.pad[0] * m[0], w.pad[1] * m[1]), dilation=w.dilation)
     else:
         bins = tuple(pool_out(shape[2 + a], w, a, layer.pool.ceil_mode) for a in (0, 1))
-        size = tuple((shape[2 + a] - 1) * m[a] + 1 for a in (0, 1))
+        size = tuple(math.floor((shape[2 + a] - 1) * m[a]) + 1 for a in (0, 1))
         kernel = tuple(-(-size[a] // bins[a]) for a in (0, 1))
         new = Window(kernel=kernel, stride=kernel)
-    return Decision(after=new, reasons=[f"pyramid pooling over '{x.name}', now x{fmt_pair(m)} "
-                                        f"denser: {new.describe()} keeps its bins"])
+    return Decision(after=new, reasons=[f"pyramid pooling over '{x.name}', now {fmt_density(m)}: "
+                                        f"{new.describe()} keeps its bins"])
+
+
+def zooms_that_follow(g: Graph, s0: dict, s1: dict) -> dict[int, Pair]:
+    """Interps that resize by a factor (zoom_factor, shrink_factor) to the image (or
+    finer), not onto another blob's grid, and read a blob the conversion made denser
+    or coarser: their factors follow, so that a final resize to the image stays one. Layer index -> 1/m, read by strides.py as the factor by which
+    the output's stride is divided (m: the factor of the input; see `zoom`)."""
+    geo, out = grids.geometry(g), {}
+    for layer in g.layers:
+        p = layer.resize
+        if p is None or p.fixed or layer.index in geo.anchors or len(layer.bottoms) != 1:
+            continue
+        x, y = g.bottoms(layer)[0], g.tops(layer)[0]
+        if s0.get(y) is None or max(s0[y]) > 1:
+            continue                  # not a resize to the image: it follows its input's grid
+        m = removed_factor(s0.get(x), s1.get(x))
+        if m is None or m == (1, 1) or m[0] != m[1] or _zoom(p, m[0]) is None:
+            continue
+        from fractions import Fraction      # only networks whose grid changes get here
+        out[layer.index] = (1 / Fraction(m[0]), 1 / Fraction(m[1]))
+    return out
+
+
+def _zoom(p: Resize, m) -> Pair | None:
+    """(zoom_factor, shrink_factor) that resize a map m times denser to the same
+    output: the zoom divided by m, else the shrink multiplied by it (None: neither
+    is whole)."""
+    from fractions import Fraction
+    z, s = Fraction(p.zoom_factor) / m, Fraction(p.shrink_factor) * m
+    if z.denominator == 1 and z >= 1:
+        return (int(z), p.shrink_factor)
+    if s.denominator == 1 and s >= 1:
+        return (p.zoom_factor, int(s))
+    return None
+
+
+def zoom(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
+    """An Interp by a factor over a denser or coarser map keeps its output where it
+    was (zooms_that_follow chose it); other Interps are named (rules.resize).
+
+        conv6_interp zoom_factor 8 over a x2 coarser map  ->  zoom_factor 16
+        conv6_interp zoom_factor 8 over a x2 denser map   ->  zoom_factor 4
+    """
+    p = layer.resize
+    new = _zoom(p, m[0])
+    old = (p.zoom_factor, p.shrink_factor)
+    what = " and ".join(f"{name} {a} -> {b}" for name, a, b in
+                        zip(("zoom_factor", "shrink_factor"), old, new) if a != b)
+    return Decision(zoom=(old, new), reasons=[
+        f"{what}: it reads a {fmt_density(m)} map and keeps its output where it was"])
 
 
 def anchored(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
@@ -67,7 +121,7 @@ def upsample(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
         return Decision()
     x = ctx.graph.bottoms(layer)[0]
     return Decision(warnings=[
-        f"Upsample reads '{x.name}', now x{fmt_pair(m)} denser: it upsamples the dense map, so "
+        f"Upsample reads '{x.name}', now {fmt_density(m)}: it upsamples the dense map, so "
         f"its output is x{fmt_pair(m)} larger than before and not exact; check what follows it"])
 
 

@@ -16,10 +16,10 @@ from ..core.errors import AtrousError
 from ..graph.records import Crop, PriorBox, PythonLayer, RoiPool
 from ..graph.records import LayerSpec
 from ..graph.graph import Blob, Graph
-from ..core.window import Pair, Window, fmt_pair, pool_out
+from ..core.window import Pair, Window, fmt_density, fmt_pair, map_word, pool_out
 from . import heads
 from .changes import LayerChange
-from .dilate import EXACT, SEED, dilate_conv, unstride_pool
+from .dilate import EXACT, SEED, CannotFollow, dilate_conv, unstride_pool
 
 _FEAT_STRIDE = re.compile(r"""(['"]?feat_stride['"]?\s*:\s*)(\d+)""")
 
@@ -67,6 +67,13 @@ class Decision(LayerChange):
         return bool(self.reasons)
 
 
+def _times(m: Pair) -> str:
+    """'x2' or '/2': what a factor does to dilation and pad."""
+    if all(v >= 1 for v in m):
+        return f"x{fmt_pair(m)}"
+    return f"/{fmt_pair(tuple(1 / v for v in m))}"
+
+
 def covers_whole_map(ctx: RuleContext, layer: LayerSpec) -> bool:
     """A pooling that reduced a denser blob to 1x1 (ResNet's pool5) must become global.
 
@@ -84,24 +91,41 @@ def covers_whole_map(ctx: RuleContext, layer: LayerSpec) -> bool:
         and shape[2:] != (1, 1)
 
 
+def _stride_reason(w: Window, r: Pair) -> str:
+    if all(v >= 1 for v in r):
+        return f"stride {fmt_pair(w.stride)} removed"
+    return f"stride x{fmt_pair(tuple(1 / v for v in r))} put back (a coarser output stride)"
+
+
 def convolution(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
-    """Dilation and pad follow the denser input; a removed stride becomes 1.
+    """Dilation and pad follow the denser input; a removed stride becomes 1. The
+    other way, a stride put back multiplies the stride and a coarser input divides
+    dilation and pad.
 
         conv 3x3 s2 p1 (r=2)          ->  s1 d2 p2 (seed) / s1 d1 p1 (exact)
         conv 3x3 s1 p1 on a x2 blob   ->  d2 p2
+        conv 3x3 s1 d2 p2 (r=1/2)     ->  s2 d1 p1 (seed) / s2 d2 p2 (exact)
+        conv 3x3 d4 p4 on a x2 coarser blob  ->  d2 p2
     """
     w = layer.window
-    new, notes = dilate_conv(w, m, r, ctx.mode)
+    try:
+        new, notes = dilate_conv(w, m, r, ctx.mode)
+    except CannotFollow as exc:
+        raise ctx.fail(layer, f"{exc}; ask for an output stride this dilation divides into, "
+                         "or keep the network's own") from None
+    if ctx.mode == EXACT and any("not exact" in n for n in notes):
+        notes = []                       # exactness.py names it among what is not exact
     d = Decision(warnings=notes)
     if new == w:
         return d
     d.after = new
     if r != (1, 1):
-        d.reasons.append(f"stride {fmt_pair(w.stride)} removed")
-    if m != (1, 1) and w.kernel != (1, 1):
-        d.reasons.append(f"reads a x{fmt_pair(m)} denser blob: dilation and pad x{fmt_pair(m)}")
+        d.reasons.append(_stride_reason(w, r))
+    if m != (1, 1) and w.kernel != (1, 1) and (new.dilation, new.pad) != (w.dilation, w.pad):
+        d.reasons.append(f"reads a {fmt_density(m)} blob: dilation and pad {_times(m)}")
     if new != dilate_conv(w, m, r, EXACT)[0]:
-        d.reasons.append("takes the new dilation itself (seed convention)")
+        d.reasons.append("takes the new dilation itself (seed convention)" if
+                         all(v >= 1 for v in r) else "gives up its dilation (seed convention)")
     if layer.conv.engine == "CUDNN" and max(new.dilation) > 1:
         d.clear_engine = True
         d.reasons.append("engine CUDNN removed (cuDNN has no dilated convolution in Caffe)")
@@ -109,8 +133,8 @@ def convolution(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decisio
 
 
 def _global_warning(layer: LayerSpec, x: Blob, m: Pair) -> str:
-    return (f"global {layer.pool.method} pooling over '{x.name}', now x{fmt_pair(m)} denser: it "
-            "pools the dense map, not the original positions (not exact)")
+    return (f"global {layer.pool.method} pooling over '{x.name}', now {fmt_density(m)}: it "
+            f"pools the {map_word(m)} map, not the original positions (not exact)")
 
 
 def pooling(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
@@ -133,7 +157,7 @@ def pooling(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     if w is None:
         return d
     if dense and w.kernel != (1, 1):
-        msg = (f"pooling {w.kernel[0]}x{w.kernel[1]} reads '{x.name}', now x{fmt_pair(m)} denser; "
+        msg = (f"pooling {w.kernel[0]}x{w.kernel[1]} reads '{x.name}', now {fmt_density(m)}; "
                "Caffe pooling has no dilation, so this cannot be exact")
         if ctx.mode == EXACT:
             raise ctx.fail(layer, msg + ": convert at a larger output stride, or without "
@@ -164,7 +188,7 @@ def inner_product(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decis
         grows = (f"grows from {before[2]}x{before[3]} to about "
                  f"{before[2] * m[0]}x{before[3] * m[1]}")
     else:
-        grows = (f"becomes x{fmt_pair(m)} denser (give --input-shape to let caffe_atrous check "
+        grows = (f"becomes {fmt_density(m)} (give --input-shape to let caffe_atrous check "
                  "whether a pooling before it covers the whole map)")
     raise ctx.fail(layer, f"InnerProduct reads '{x.name}', whose spatial size {grows}, so its "
                      "weights would no longer fit; make it a convolution with --fc-to-conv, "
@@ -196,7 +220,7 @@ def deconvolution(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decis
         return Decision()
     x = ctx.graph.bottoms(layer)[0]
     return Decision(warnings=[
-        f"Deconvolution reads '{x.name}', now x{fmt_pair(m)} denser: it upsamples the dense map, "
+        f"Deconvolution reads '{x.name}', now {fmt_density(m)}: it upsamples the dense map, "
         f"so its output is x{fmt_pair(m)} larger than before and not exact; check what follows it"])
 
 
@@ -256,7 +280,7 @@ def crop(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     """
     if m == (1, 1):
         return Decision()
-    return Decision(warnings=[f"Crop reads blobs that are now x{fmt_pair(m)} denser; its offset "
+    return Decision(warnings=[f"Crop reads blobs that are now {fmt_density(m)}; its offset "
                               f"{list(layer.params.offset) or [0]} counts pixels of the original "
                               "resolution: check it"])
 
@@ -270,7 +294,7 @@ def resize(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
         return Decision()
     x, p = ctx.graph.bottoms(layer)[0], layer.resize
     what = f"its fixed output size {p.height}x{p.width}" if p.fixed else "its zoom/shrink factors"
-    return Decision(warnings=[f"Interp reads '{x.name}', now x{fmt_pair(m)} denser; {what} may no "
+    return Decision(warnings=[f"Interp reads '{x.name}', now {fmt_density(m)}; {what} may no "
                               "longer give the resolution you want: check it"])
 
 
