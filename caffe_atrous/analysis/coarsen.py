@@ -138,9 +138,41 @@ def _factor(n: int) -> Pair:
     return (Fraction(1, n), Fraction(1, n))
 
 
+def cheapest_exact(graph: Graph, additions: dict[int, Pair]) -> dict[int, int]:
+    """For the function-preserving rule: each rise that takes a stride back moves it
+    to the convolution just above it, when only pointwise layers lie between and
+    nothing else reads them. A convolution with stride f computes its dense output at
+    every f-th position, whatever its kernel and dilation, so this stays exact, and
+    the rise then runs on the coarser map (its dilation divided). Returns the moves:
+    the index of the rise -> the index of the layer that takes its stride instead."""
+    moves = {}
+    for index in additions:
+        layer = next(l for l in graph.layers if l.index == index)
+        if _dilation(layer) is None:
+            continue
+        blob = graph.bottoms(layer)[0]
+        for _ in range(64):
+            if len(blob.consumers) != 1 or blob.producer is None:
+                break
+            above = blob.producer
+            if above.window is not None:
+                if above.conv is not None and not above.is_deconv and above.index not in additions:
+                    moves[index] = above.index
+                break
+            if len(above.bottoms) != 1:
+                break
+            blob = graph.bottoms(above)[0]
+    return moves
+
+
 def additions_for_output_stride(graph: Graph, target: int) -> dict[int, Pair]:
     """The strides to put back (as removals of 1/f, by layer index) so that the
     network's output stride becomes `target`; {} when nothing can."""
+    out = _additions(graph, target)
+    return out if out and network_output_stride(graph, out) == target else {}
+
+
+def _additions(graph: Graph, target: int) -> dict[int, Pair]:
     strides = strides_in_scale(graph)
     level, rises = levels(graph)
 
@@ -169,7 +201,7 @@ def additions_for_output_stride(graph: Graph, target: int) -> dict[int, Pair]:
                     made[b] = cin
         for t in tops:
             made[t] = cout
-    return out if out and network_output_stride(graph, out) == target else {}
+    return out
 
 
 def reachable_coarser(graph: Graph) -> list[int]:

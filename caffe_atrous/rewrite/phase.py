@@ -25,7 +25,7 @@ from ..graph.records import LayerSpec
 from ..graph.graph import Graph
 from . import joins, regrid, rules
 from .changes import LayerChange, Options
-from .dilate import SEED
+from .dilate import EXACT, SEED
 from .exactness import inexact_reason
 from .multigrid import apply_grid, grid_rates
 
@@ -37,17 +37,21 @@ class PhasePlan(NamedTuple):
     stride_before: Number
     stride_after: Number
     final: dict[str, Number]
+    notes: list[str]
 
 
 def _context(g: Graph, opts: Options) -> tuple[rules.RuleContext, Number, Number]:
     """Strides before and after the removals, original shapes, heads made global;
     and the output strides before and after."""
     s0, before = st.strides_and_output_stride(g)
+    notes: list[str] = []
     if opts.from_layer is not None:
         start = g.layer(opts.from_layer)
         removals = st.removals_from_layer(g, start.index) if start else {}
     elif opts.output_stride > before:
         removals = coarsen.additions_for_output_stride(g, opts.output_stride)
+        if opts.mode == EXACT:
+            notes += _move_to_cheapest(g, removals)
     else:
         removals = st.removals_for_output_stride(g, opts.output_stride)
     s1, after = st.strides_and_output_stride(g, removals)
@@ -64,7 +68,21 @@ def _context(g: Graph, opts: Options) -> tuple[rules.RuleContext, Number, Number
                        and rules.covers_whole_map(ctx, l)}
     if ctx.made_global:
         ctx.s1, after = st.strides_and_output_stride(g, removals, ctx.made_global)
+    ctx.notes = notes
     return ctx, before, after
+
+
+def _move_to_cheapest(g: Graph, removals: dict) -> list[str]:
+    """--exact, coarser: each stride put back goes to the convolution above its rise
+    where that stays exact (coarsen.cheapest_exact); what was chosen and why."""
+    notes = []
+    for rise, above in coarsen.cheapest_exact(g, removals).items():
+        removals[above] = removals.pop(rise)
+        notes.append(f"--exact: the stride goes back on '{_layer(g, above).name}', the "
+                     f"convolution before '{_layer(g, rise).name}' (where the dilation rises): "
+                     "a strided convolution computes its dense output at every sampled position, "
+                     "and everything after it runs on the coarser map")
+    return notes
 
 
 def _rule_for(ctx: rules.RuleContext, layer: LayerSpec):
@@ -148,7 +166,8 @@ def plan_phase(g: Graph, opts: Options) -> PhasePlan:
                              ctx.factor(bottoms[0]) if bottoms else None)
         if why:
             inexact.append(ConversionWarning(layer.name, why))
-    return PhasePlan(changes, warnings, inexact, before, after, st.final_strides(g, ctx.s1))
+    return PhasePlan(changes, warnings, inexact, before, after, st.final_strides(g, ctx.s1),
+                     ctx.notes)
 
 
 def _follow_sizes(ctx: rules.RuleContext, changes: dict[int, LayerChange], sizes: dict) -> None:

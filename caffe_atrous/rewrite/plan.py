@@ -55,6 +55,7 @@ def _merge(plans: list[PhasePlan], graphs: list[Graph]) -> Plan:
             out.changes.setdefault(i, c)
         out.warnings += [w for w in p.warnings if w not in out.warnings]
         out.inexact += [w for w in p.inexact if w not in out.inexact]
+        out.notes += [n for n in p.notes if n not in out.notes]
         out.stride_before = max(out.stride_before, p.stride_before)
         out.stride_after = max(out.stride_after, p.stride_after)
         if g.phase == "TEST" or not out.final:

@@ -41,6 +41,7 @@ class RuleContext:
         self.decimate = decimate
         self.weights_follow = weights_follow        # --weights-out rewrites the caffemodel
         self.heads: dict = {}                       # Blob -> heads.Reach (the plan fills it)
+        self.notes: list[str] = []                  # said, but nothing to warn about
 
     def factor(self, blob: Blob) -> Pair | None:
         """Per-axis factor by which `blob` became denser (None: not spatial)."""

@@ -56,11 +56,16 @@ class Report:
         return bool(np.isfinite(self.max_rel)) and self.max_rel <= self.tolerance
 
     def lines(self) -> list[str]:
-        every = fmt_pair(self.factor)
+        if all(v >= 1 for v in self.factor):
+            shapes = (f"original {fmt_shape(self.orig_shape)}, converted "
+                      f"{fmt_shape(self.new_shape)} sampled every {fmt_pair(self.factor)}")
+        else:
+            every = fmt_pair(tuple(int(1 / v) for v in self.factor))
+            shapes = (f"original {fmt_shape(self.orig_shape)} sampled every {every}, converted "
+                      f"{fmt_shape(self.new_shape)}")
         out = [f"verify: engine {self.engine}; input {fmt_shape(self.input_shape)}"
                f"{self.input_note}",
-               f"verify: compared blob '{self.blob}': original {fmt_shape(self.orig_shape)}, "
-               f"converted {fmt_shape(self.new_shape)} sampled every {every}; region "
+               f"verify: compared blob '{self.blob}': {shapes}; region "
                f"{self.region[0]}x{self.region[1]}"
                + (f" (a border band of {self.band} left out: the input size is not aligned)"
                   if self.band else ""),
@@ -287,6 +292,16 @@ def _region(out0, sampled, blob: str, is_head: bool, aligned: bool, orig: Graph,
     return rows, cols, band
 
 
+def _sample(out0: np.ndarray, out1: np.ndarray, m: Pair) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, compared) on the same positions: the converted output sampled
+    every m-th position where it is m times denser; the original's sampled every f-th
+    where the conversion made it f times coarser (m = 1/f)."""
+    if all(v >= 1 for v in m):
+        return out0, out1[:, :, ::int(m[0]), ::int(m[1])]
+    f = tuple(int(1 / v) for v in m)
+    return out0[:, :, ::f[0], ::f[1]], out1
+
+
 def _errors(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Largest absolute and relative difference."""
     with np.errstate(invalid="ignore", over="ignore"):   # a non-finite output fails the check
@@ -309,7 +324,7 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     findings = diagnose(orig, new, strides0, strides1)
     factors, head_blobs = _top_factors(orig, new, strides0, strides1)
     image = _image(orig, orig_path)
-    total = int(max(st.network_output_stride(orig), 1))
+    total = int(max(st.network_output_stride(orig), st.network_output_stride(new), 1))
     input_shape, note = _choose_input(image, total, input_shape, _size_fixed_by(orig))
     blob = _choose_blob(orig, factors, blob)
     m = factors[blob]
@@ -329,12 +344,13 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
         raise AtrousError(f"the original network's '{blob}' is not finite (NaN or inf) with these "
                           "weights, so there is nothing to compare: does the caffemodel hold NaN or "
                           "inf values?", file=weights_path)
-    sampled = out1[:, :, ::m[0], ::m[1]]
+    shape0 = tuple(out0.shape)
+    out0, sampled = _sample(out0, out1, m)
     aligned = _aligned(input_shape[2], total) and _aligned(input_shape[3], total)
     rows, cols, band = _region(out0, sampled, blob, blob in head_blobs, aligned, orig, strides0)
     max_abs, max_rel = _errors(out0[:, :, :rows, :cols].astype(np.float64),
                                sampled[:, :, :rows, :cols].astype(np.float64))
     compared_index = max((l.index for l in orig.layers if l.name == writer), default=-1)
     inexact = [(f, idx <= compared_index) for idx, f in findings]
-    return Report(runner.version(), tuple(input_shape), note, blob, tuple(out0.shape),
+    return Report(runner.version(), tuple(input_shape), note, blob, shape0,
                   tuple(out1.shape), m, (rows, cols), band, max_abs, max_rel, tolerance, inexact)
