@@ -91,19 +91,21 @@ def _fits(name: str, value: Pair) -> None:
                           f"({UINT32_MAX}); check the values this layer's pad and dilation grew from")
 
 
-def _set_repeated(p, name: str, value: Pair, keep_absent_if: int) -> None:
-    """Write a per-axis value into a repeated field (one value when axes agree)."""
+def _set_repeated(p, name: str, value: Pair, keep_absent_if: int, explicit: bool) -> None:
+    """Write a per-axis value into a repeated field (one value when axes agree); a
+    default value stays written only where the layer had the field and the file writes
+    defaults (`explicit`: PSPNet writes `stride: 1`, VGG files leave it out)."""
     _fits(name, value)
     present = len(getattr(p, name)) > 0
     del getattr(p, name)[:]
     if value[0] == value[1]:
-        if present or value[0] != keep_absent_if:
+        if (present and explicit) or value[0] != keep_absent_if:
             getattr(p, name).append(value[0])
     else:
         getattr(p, name).extend(value)
 
 
-def _set_axes(p, name: str, value: Pair, default: int, repeated: bool) -> None:
+def _set_axes(p, name: str, value: Pair, default: int, repeated: bool, explicit: bool) -> None:
     """Write value into `name` or `name_h`/`name_w`, whichever form p uses."""
     h, w = f"{name}_h", f"{name}_w"
     _fits(name, value)
@@ -112,31 +114,56 @@ def _set_axes(p, name: str, value: Pair, default: int, repeated: bool) -> None:
         setattr(p, w, value[1])
         return
     if repeated:
-        _set_repeated(p, name, value, default)
+        _set_repeated(p, name, value, default, explicit)
         return
     if value[0] == value[1]:
-        if has(p, name) or value[0] != default:
+        if (has(p, name) and explicit) or value[0] != default:
             setattr(p, name, value[0])
+        else:
+            p.ClearField(name)
     else:
         p.ClearField(name)
         setattr(p, h, value[0])
         setattr(p, w, value[1])
 
 
-def _write_conv(p, w: Window) -> None:
-    _set_axes(p, "stride", w.stride, 1, repeated=True)
-    _set_axes(p, "pad", w.pad, 0, repeated=True)
-    _set_repeated(p, "dilation", w.dilation, 1)
+def _write_conv(p, w: Window, style: frozenset = frozenset()) -> None:
+    _set_axes(p, "stride", w.stride, 1, True, "conv.stride" in style)
+    _set_axes(p, "pad", w.pad, 0, True, "conv.pad" in style)
+    # A dilation back at 1 keeps its line (`dilation: 1`): going the other way again
+    # then writes it where it was, so that a round trip gives the file back.
+    _set_repeated(p, "dilation", w.dilation, 1, True)
 
 
-def _write_pool(p, w: Window) -> None:
+_DEFAULTS = (("conv", "convolution_param", "stride", 1), ("conv", "convolution_param", "pad", 0),
+             ("pool", "pooling_param", "stride", 1), ("pool", "pooling_param", "pad", 0))
+
+
+def _style(net) -> frozenset:
+    """The window fields the file writes even at their default value ("conv.stride":
+    some convolution says `stride: 1`), so that a value that returns to its default is
+    written the way the file writes it."""
+    out = set()
+    for layer in net.layer:
+        for kind, param, field, default in _DEFAULTS:
+            if f"{kind}.{field}" in out or not has(layer, param):
+                continue
+            p = getattr(layer, param)
+            value = getattr(p, field)
+            if (list(value) == [default]) if param == "convolution_param" else \
+                    (has(p, field) and value == default):
+                out.add(f"{kind}.{field}")
+    return frozenset(out)
+
+
+def _write_pool(p, w: Window, style: frozenset = frozenset()) -> None:
     if has(p, "kernel_h") or has(p, "kernel_w") or w.kernel[0] != w.kernel[1]:
         p.ClearField("kernel_size")
         p.kernel_h, p.kernel_w = w.kernel
     else:
         p.kernel_size = w.kernel[0]
-    _set_axes(p, "stride", w.stride, 1, repeated=False)
-    _set_axes(p, "pad", w.pad, 0, repeated=False)
+    _set_axes(p, "stride", w.stride, 1, False, "pool.stride" in style)
+    _set_axes(p, "pad", w.pad, 0, False, "pool.pad" in style)
 
 
 def _write_head(layer, head: ConvHead) -> None:
@@ -163,24 +190,25 @@ def apply_patches(net, patches: list[MessagePatch]):
     """A copy of `net` (V2) with every patch written in."""
     out = type(net)()
     out.CopyFrom(net)
+    style = _style(net) if patches else frozenset()
     for e in patches:
         layer = out.layer[e.index]
         try:
-            _apply(layer, e)
+            _apply(layer, e, style)
         except AtrousError as exc:
             raise AtrousError(exc.message, layer=layer.name) from None
     return out
 
 
-def _apply(layer, e: MessagePatch) -> None:
-    """Write one edit into its layer."""
+def _apply(layer, e: MessagePatch, style: frozenset) -> None:
+    """Write one edit into its layer (`style`: see _style)."""
     if e.to_conv is not None:
         _write_head(layer, e.to_conv)
     if e.window is not None:
         if has(layer, "convolution_param") or layer.type in ("Convolution", "Deconvolution"):
-            _write_conv(layer.convolution_param, e.window)
+            _write_conv(layer.convolution_param, e.window, style)
         else:
-            _write_pool(layer.pooling_param, e.window)
+            _write_pool(layer.pooling_param, e.window, style)
     if e.global_pooling:
         p = layer.pooling_param
         for f in ("kernel_size", "kernel_h", "kernel_w", "stride", "stride_h", "stride_w",

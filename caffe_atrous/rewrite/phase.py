@@ -69,6 +69,7 @@ def _context(g: Graph, opts: Options) -> tuple[rules.RuleContext, Number, Number
     if ctx.made_global:
         ctx.s1, after = st.strides_and_output_stride(g, removals, ctx.made_global)
     ctx.notes = notes
+    ctx.levels = coarsen.levels(g)[0]
     return ctx, before, after
 
 
@@ -157,7 +158,10 @@ def plan_phase(g: Graph, opts: Options) -> PhasePlan:
     if follow or bins or not fits:      # else the re-padding sized this very graph already
         shapes = joins.check_sizes(sizing, windows, ctx.made_global, undilated, opts.input_shape)
         if follow or bins:
-            _follow_sizes(ctx, changes, regrid.follow_sizes(ctx, sizing, follow, shapes))
+            sizes, rebinned = regrid.follow_sizes(ctx, sizing, follow, shapes, windows)
+            _follow_sizes(ctx, changes, sizes)
+            for i, w in rebinned.items():
+                windows[i] = changes[i].after = w
     inexact = []
     for layer in g.layers:
         bottoms = g.bottoms(layer)

@@ -177,10 +177,11 @@ def sizing_graph(ctx: RuleContext) -> tuple[Graph, dict[int, LayerSpec]]:
 
 
 def follow_sizes(ctx: RuleContext, sizing: Graph, follow: dict[int, LayerSpec],
-                 shapes: dict) -> dict:
-    """{layer index: (old size, new size)} of the resamplers that follow a grid, from
-    the converted `shapes` of `sizing`; an error when a pyramid pooling would change
-    its bins."""
+                 shapes: dict, windows: dict) -> tuple[dict, dict]:
+    """({layer index: (old size, new size)} of the resamplers that follow a grid,
+    {layer index: window} of the pyramid poolings whose kernel the sizes the converted
+    network computes (`shapes` of `sizing`) correct); an error when a pyramid pooling
+    cannot keep its bins."""
     resized = {l.index: l for l in sizing.layers}
     sizes = {}
     for i, layer in follow.items():
@@ -188,20 +189,31 @@ def follow_sizes(ctx: RuleContext, sizing: Graph, follow: dict[int, LayerSpec],
         if new is not None and None not in new[2:]:
             sizes[i] = (grids.fixed_size(layer), tuple(new[2:]))
     by_index = {l.index: l for l in ctx.graph.layers}
+    rebinned = {}
     for i in sorted(grids.geometry(ctx.graph).bins):
-        _check_bins(ctx, by_index[i], sizing, resized[i], shapes)
-    return sizes
+        w = _keep_bins(ctx, by_index[i], sizing.bottoms(resized[i])[0], shapes,
+                       windows.get(i, by_index[i].window))
+        if w is not None:
+            rebinned[i] = w
+    return sizes, rebinned
 
 
-def _check_bins(ctx: RuleContext, layer: LayerSpec, sizing: Graph, resized: LayerSpec,
-                shapes: dict) -> None:
+def _keep_bins(ctx: RuleContext, layer: LayerSpec, x, shapes: dict, w: Window) -> Window | None:
+    """The window that keeps a pyramid pooling's bins over the size its input has in
+    the converted network, when it is not `w` (None: `w` keeps them)."""
     g = ctx.graph
-    before = ctx.shapes0.get(g.tops(layer)[0])
-    after = shapes.get(sizing.tops(resized)[0])
-    if before is None or after is None or before[2:] == after[2:]:
-        return
-    x = shapes.get(sizing.bottoms(resized)[0])
-    raise AtrousError(f"pyramid pooling: over its input, now {fmt_shape(x[2:] if x else None)}, "
-                      f"the scaled kernel gives {fmt_shape(after[2:])} bins where the network has "
-                      f"{fmt_shape(before[2:])}; convert at a larger output stride",
-                      file=g.path, line=layer.line, layer=layer.name)
+    before, size = ctx.shapes0.get(g.tops(layer)[0]), shapes.get(x)
+    if before is None or size is None or None in size[2:] or None in before[2:]:
+        return None
+    bins = before[2:]
+    got = tuple(pool_out(size[2 + a], w, a, layer.pool.ceil_mode) for a in (0, 1))
+    if got == bins:
+        return None
+    kernel = tuple(-(-size[2 + a] // bins[a]) for a in (0, 1))
+    new = Window(kernel=kernel, stride=kernel)
+    if tuple(pool_out(size[2 + a], new, a, layer.pool.ceil_mode) for a in (0, 1)) != bins:
+        raise AtrousError(f"pyramid pooling: over its input, now {fmt_shape(size[2:])}, no "
+                          f"kernel gives the {fmt_shape(bins)} bins the network has; convert "
+                          "at another output stride", file=g.path, line=layer.line,
+                          layer=layer.name)
+    return new

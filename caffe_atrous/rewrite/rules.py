@@ -42,6 +42,7 @@ class RuleContext:
         self.weights_follow = weights_follow        # --weights-out rewrites the caffemodel
         self.heads: dict = {}                       # Blob -> heads.Reach (the plan fills it)
         self.notes: list[str] = []                  # said, but nothing to warn about
+        self.levels: dict = {}                      # Blob -> level (analysis/coarsen.py)
 
     def factor(self, blob: Blob) -> Pair | None:
         """Per-axis factor by which `blob` became denser (None: not spatial)."""
@@ -92,6 +93,13 @@ def covers_whole_map(ctx: RuleContext, layer: LayerSpec) -> bool:
         and shape[2:] != (1, 1)
 
 
+def _on_the_dense_map(w: Window, level: int) -> bool:
+    """A convolution with a kernel larger than 1 whose dilation is below its input's
+    level (PSPNet's 3x3 conv5_4, dilation 1, after a stage at level 4): it was defined
+    on the dense map, not carried over from the classifier."""
+    return any(w.kernel[a] > 1 and w.dilation[a] < level for a in (0, 1))
+
+
 def _stride_reason(w: Window, r: Pair) -> str:
     if all(v >= 1 for v in r):
         return f"stride {fmt_pair(w.stride)} removed"
@@ -109,6 +117,12 @@ def convolution(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decisio
         conv 3x3 d4 p4 on a x2 coarser blob  ->  d2 p2
     """
     w = layer.window
+    level = ctx.levels.get(ctx.graph.bottoms(layer)[0], 1)
+    if m != (1, 1) and r == (1, 1) and _on_the_dense_map(w, level):
+        return Decision(warnings=[f"kernel {fmt_pair(w.kernel)} with dilation "
+                                  f"{fmt_pair(w.dilation)} works on the dense map itself (its "
+                                  f"input's dilation level is {level}): it keeps its dilation, so "
+                                  f"it now sees a {map_word(m)} map (not exact)"])
     try:
         new, notes = dilate_conv(w, m, r, ctx.mode)
     except CannotFollow as exc:
