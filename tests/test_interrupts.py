@@ -316,6 +316,27 @@ def test_the_plain_command_line_stopped_in_the_write(model, tmp_path, unnamed, s
     pytest.fail("five runs ended before a step found them inside the write")
 
 
+def test_every_file_the_package_writes_goes_through_the_one_writer():
+    """Files are created only in core/atomic.py; the one exception is verify's
+    scratch prototxt, in a TemporaryDirectory of the system's (which a stop by
+    any signal but SIGKILL removes)."""
+    import ast
+    from conftest import ROOT
+    writers = {}
+    for path in (ROOT / "caffe_atrous").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = ast.unparse(node.func)
+            modes = [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "mode")]
+            mode = "".join(str(m.value) for m in modes if isinstance(m, ast.Constant))
+            if (name in ("open", "io.open") and any(c in mode for c in "wax+")) or \
+                    name == "os.open" or name.endswith((".write_text", ".write_bytes")):
+                writers.setdefault(path.name, []).append(name)
+    assert set(writers) == {"atomic.py", "compare.py"}, writers
+    assert writers["compare.py"] == ["open"]
+
+
 # ----------------------------------------------------------- in-process --
 
 def _fds() -> set[str]:
