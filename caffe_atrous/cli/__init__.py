@@ -1,8 +1,10 @@
 """Command line: `python -m caffe_atrous IN -o OUT` (and the `caffe-atrous` script).
 
 Exit codes: 0 done, 1 conversion error (or --check found OUT out of date),
-2 usage error. Every error is one line on stderr, `caffe_atrous: error: ...`,
-without a traceback; the output file is written atomically or not at all.
+2 usage error, 130 Ctrl-C, 143 SIGTERM (129 SIGHUP). Every error is one line on
+stderr, `caffe_atrous: error: ...`, without a traceback; a signal stops the run
+silently, as Ctrl-C does (core/interrupts.py). Each output file is written
+atomically or not at all (core/atomic.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import sys
 
 from ..core.errors import AtrousError
+from ..core.interrupts import Terminated, handling
 from .args import build_init_parser, build_parser, build_verify_parser
 from .commands import say, run_convert, run_init, run_verify
 
@@ -21,6 +24,16 @@ __all__ = ["main", "run", "build_parser"]
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    with handling():
+        try:
+            return _main(argv)
+        except Terminated as exc:        # also when it cuts the report of another error
+            return exc.exit_code
+        except KeyboardInterrupt:
+            return 130
+
+
+def _main(argv: list[str]) -> int:
     try:
         if argv and argv[0] in COMMANDS:
             build, run = COMMANDS[argv[0]]
@@ -30,8 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     except AtrousError as exc:
         say("error", str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
     except MemoryError:
         say("error", "out of memory: the network's blobs are too large for this machine")
         return 1

@@ -21,6 +21,7 @@ import queue
 import threading
 
 from ..core.errors import AtrousError
+from ..core.interrupts import deferred
 
 _BUFFER, _RING = 512 << 10, 4
 
@@ -45,7 +46,9 @@ def coalesce(pieces: list) -> list:
 def write_pieces(fh, pieces: list, source) -> None:
     """Write the pieces to the binary file `fh`, spans read from `source` (a
     caffemodel.Weights: its fileno(), path and mapped buffer). An error of the
-    reader is raised here; the reader never outlives this call."""
+    reader is raised here; the reader never outlives this call, not even one
+    that a signal cuts (interrupts.py): the signal waits for the reader to stop,
+    which it does before its next read."""
     fh.flush()
     dst = fh.fileno()
     _reserve(dst, sum(size(p) for p in pieces))
@@ -67,9 +70,10 @@ def write_pieces(fh, pieces: list, source) -> None:
             _write_all(dst, memoryview(item[0])[:item[1]])
             free.put(item[0])
     finally:
-        stop.set()
-        free.put(bytearray(0))           # wakes a reader waiting for a buffer
-        reader.join()
+        with deferred():
+            stop.set()
+            free.put(bytearray(0))       # wakes a reader waiting for a buffer
+            reader.join()
 
 
 # Errors that say the file system does not allocate ahead. Where it cannot,
@@ -106,6 +110,8 @@ def _fill(pieces: list, read, free, full, stop) -> None:
             data = memoryview(p) if isinstance(p, bytes) else None
             start, end = (0, len(p)) if data is not None else p
             while start < end:
+                if stop.is_set():
+                    return
                 n = min(end - start, len(buf) - used)
                 target = memoryview(buf)[used:used + n]
                 if data is not None:
@@ -116,8 +122,6 @@ def _fill(pieces: list, read, free, full, stop) -> None:
                 if used == len(buf):
                     full.put((buf, used))
                     buf, used = free.get(), 0
-                    if stop.is_set():
-                        return
         full.put((buf, used))
         full.put(None)
     except BaseException as exc:          # handed to the writing thread, which raises it
