@@ -143,3 +143,47 @@ def test_an_output_stride_past_the_classifier_lists_both_directions():
 def _block(text: str, name: str) -> str:
     start = text.index(f'name: "{name}"')
     return text[start:text.index("\nlayer", start) if "\nlayer" in text[start:] else len(text)]
+
+
+# -- in real engines ----------------------------------------------------------------
+
+def _resnet50_dense_and_coarser(tmp_path):
+    """ResNet-50 at 8 (the default convention), taken to 16 both ways; random weights."""
+    import caffe_atrous as ca
+    orig = tmp_path / "r50.prototxt"
+    orig.write_text(zoo_text(R50))
+    weights = tmp_path / "r50.caffemodel"
+    ca.init_weights(orig, weights, seed=5)
+    dense = tmp_path / "r50_os8.prototxt"
+    ca.convert(orig, 8, warn=False).write(dense)
+    out = {}
+    for mode in ("seed", "exact"):
+        out[mode] = tmp_path / f"r50_os16_{mode}.prototxt"
+        ca.convert(dense, 16, exact=mode == "exact", warn=False,
+                   weights=weights).write(out[mode])
+    return orig, dense, weights, out
+
+
+def test_resnet50_made_coarser_again_verifies_in_opencv(tmp_path):
+    pytest.importorskip("cv2")
+    import caffe_atrous as ca
+    _, dense, weights, out = _resnet50_dense_and_coarser(tmp_path)
+    report = ca.verify(dense, out["exact"], weights, engine="opencv", input_shape=(1, 3, 225, 225))
+    assert report.ok and report.max_rel < 1e-4
+    assert "sampled every 2" in report.lines()[1]
+
+
+@pytest.mark.real_caffe
+def test_resnet50_made_coarser_again_runs_and_verifies_in_caffe(tmp_path):
+    import caffe_env
+    from test_real_caffe import forward
+    caffe = caffe_env.require()
+    orig, dense, weights, out = _resnet50_dense_and_coarser(tmp_path)
+    done = forward(caffe, tmp_path, ("original", orig, weights),
+                   [("dense", dense, weights), ("seed", out["seed"], weights),
+                    ("exact", out["exact"], weights)])
+    for case in ("dense", "seed", "exact"):
+        assert done[case]["finite"] and done[case]["differ"] == [], case
+    check = caffe.run("-m", "caffe_atrous", "verify", dense, out["exact"], weights, "--engine",
+                      "caffe", "--input-shape", "1,3,225,225")
+    assert "PASS" in caffe_env.check(check, "verify --engine caffe, coarser")

@@ -69,8 +69,23 @@ def _context(g: Graph, opts: Options) -> tuple[rules.RuleContext, Number, Number
     if ctx.made_global:
         ctx.s1, after = st.strides_and_output_stride(g, removals, ctx.made_global)
     ctx.notes = notes
-    ctx.levels = coarsen.levels(g)[0]
+    ctx.levels = _head_levels(g)
     return ctx, before, after
+
+
+def _head_levels(g: Graph) -> dict:
+    """The dilation level (analysis/coarsen.py) of every blob at or after the join that
+    gathers a pyramid pooling's branches: the head there is defined on the dense map."""
+    geo = grids.geometry(g)
+    back = {t for l in g.layers if l.index in geo.anchors and g.bottoms(l)[0] in geo.branch
+            for t in g.tops(l)}                   # the branches resized back onto the map
+    if not back:
+        return {}
+    levels, after = coarsen.levels(g)[0], set()
+    for layer in g.layers:
+        if any(b in after or b in back for b in g.bottoms(layer)):
+            after.update(g.tops(layer))
+    return {b: levels.get(b, 1) for b in after}
 
 
 def _move_to_cheapest(g: Graph, removals: dict) -> list[str]:

@@ -42,7 +42,7 @@ class RuleContext:
         self.weights_follow = weights_follow        # --weights-out rewrites the caffemodel
         self.heads: dict = {}                       # Blob -> heads.Reach (the plan fills it)
         self.notes: list[str] = []                  # said, but nothing to warn about
-        self.levels: dict = {}                      # Blob -> level (analysis/coarsen.py)
+        self.levels: dict = {}      # Blob -> dilation level, after a pyramid pooling's join
 
     def factor(self, blob: Blob) -> Pair | None:
         """Per-axis factor by which `blob` became denser (None: not spatial)."""
@@ -94,9 +94,10 @@ def covers_whole_map(ctx: RuleContext, layer: LayerSpec) -> bool:
 
 
 def _on_the_dense_map(w: Window, level: int) -> bool:
-    """A convolution with a kernel larger than 1 whose dilation is below its input's
-    level (PSPNet's 3x3 conv5_4, dilation 1, after a stage at level 4): it was defined
-    on the dense map, not carried over from the classifier."""
+    """A convolution with a kernel larger than 1, in the head after a pyramid pooling,
+    whose dilation is below its input's level (PSPNet's 3x3 conv5_4, dilation 1, after
+    a stage at level 4): it was defined on the dense map, not carried over from the
+    classifier."""
     return any(w.kernel[a] > 1 and w.dilation[a] < level for a in (0, 1))
 
 
@@ -172,16 +173,19 @@ def pooling(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     if w is None:
         return d
     if dense and w.kernel != (1, 1):
+        coarser = not all(v >= 1 for v in m)
         msg = (f"pooling {w.kernel[0]}x{w.kernel[1]} reads '{x.name}', now {fmt_density(m)}; "
-               "Caffe pooling has no dilation, so this cannot be exact")
+               + ("a pooling with stride 1 has no exact coarser form" if coarser else
+                  "Caffe pooling has no dilation") + ", so this cannot be exact")
         if ctx.mode == EXACT:
-            raise ctx.fail(layer, msg + ": convert at a larger output stride, or without "
+            other = "a smaller" if coarser else "a larger"
+            raise ctx.fail(layer, msg + f": convert at {other} output stride, or without "
                              "--exact (the layer is then kept and named in a warning)")
         d.warnings.append(msg)
         d.undilated_pool = True
     if r != (1, 1):
         d.after = unstride_pool(w, r, ctx.mode)
-        d.reasons.append(f"stride {fmt_pair(w.stride)} removed")
+        d.reasons.append(_stride_reason(w, r))
         if d.after.kernel != w.kernel:
             d.reasons.append("2x2 pooling becomes 3x3 with pad 1 (DeepLab/SSD convention)")
     return d
