@@ -36,6 +36,10 @@ from ..core.window import Pair, fmt_pair
 
 @dataclass
 class Report:
+    """The outcome of a verify run: the engine and input, the compared blob and its shapes,
+    the sampling `factor`, the compared region (rows, columns) and border `band` left out,
+    the errors against `tolerance`, and the inexact layers (`upstream`: before the blob)."""
+
     engine: str
     input_shape: tuple[int, ...]
     input_note: str
@@ -52,9 +56,11 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """Whether the largest relative error is finite and within `tolerance`."""
         return bool(np.isfinite(self.max_rel)) and self.max_rel <= self.tolerance
 
     def lines(self) -> list[str]:
+        """The report as `verify: ...` lines for the terminal, the PASS or FAIL line last."""
         every = fmt_pair(self.factor)
         out = [f"verify: engine {self.engine}; input {fmt_shape(self.input_shape)}"
                f"{self.input_note}",
