@@ -1,1 +1,2 @@
-"""Analyses of a Graph: cumulative strides and blob shapes."""
+"""Analyses of a Graph: cumulative strides and the grids behind them, blob shapes,
+parameter blob shapes, costs."""

@@ -36,6 +36,8 @@ def fits_in_a_blob(shape: Shape) -> bool:
 
 
 def blob_limit_text(shape: Shape) -> str:
+    """The error text for a blob of `shape` too large for Caffe: its number of values
+    (unknown entries count as 1) against the INT_MAX a blob can hold."""
     n = math.prod(d for d in shape if d is not None)
     return (f"{n} values: more than the {INT_MAX} a Caffe blob can hold (Caffe aborts with "
             "\"blob size exceeds INT_MAX\"); check the sizes and num_output")
@@ -53,6 +55,8 @@ def _spatial(layer: LayerSpec, shape: Shape) -> Shape:
 
 
 def fmt_shape(shape: Shape | None) -> str:
+    """A shape as text: 1x3x224x224, `?` for an unknown entry, "scalar" for (), "unknown"
+    for None."""
     if shape is None:
         return "unknown"
     return "x".join("?" if d is None else str(d) for d in shape) or "scalar"

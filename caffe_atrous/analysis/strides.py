@@ -237,4 +237,5 @@ def removed_factor(before: Stride | None, after: Stride | None) -> Pair | None:
 
 
 def fmt_stride(value: Number) -> str:
+    """A stride as text: an integer without a denominator (8), a fraction as one (1/2)."""
     return str(value.numerator) if value.denominator == 1 else str(value)

@@ -23,6 +23,9 @@ __all__ = ["main", "run", "build_parser"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command in `argv` (default: the process arguments), the conversion unless
+    it starts with init-weights or verify; return the exit code. Errors are printed as one
+    line on stderr, not raised (CAFFE_ATROUS_DEBUG=1 re-raises internal errors)."""
     argv = sys.argv[1:] if argv is None else argv
     with handling():
         try:

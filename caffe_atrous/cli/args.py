@@ -80,6 +80,8 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def error(self, message: str) -> None:  # noqa: D401 - argparse API
+        """Raise a `UsageError` with argparse's `message` and a pointer to --help, instead
+        of printing the usage and exiting."""
         raise UsageError(f"{message} (see --help)")
 
 
@@ -106,6 +108,8 @@ def _add_proto(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the conversion command: IN, -o OUT and every conversion, output and
+    report option, with the examples as epilog."""
     p = _Parser(prog=PROG, description="Convert a Caffe network to a dilated (atrous) network at a "
                 "chosen output stride. The pretrained .caffemodel still fits: layer names and "
                 "kernel shapes do not change.", epilog=EXAMPLES,
@@ -182,6 +186,8 @@ def _add_outputs(p: argparse.ArgumentParser) -> None:
 
 
 def build_init_parser() -> argparse.ArgumentParser:
+    """The parser of `init-weights`: NET.prototxt, -o W.caffemodel, --seed, --input-shape,
+    --proto, -q/-v."""
     p = _Parser(prog=f"{PROG} init-weights", description="Write random weights for a network: "
                 "variance-scaled convolutions and inner products, BatchNorm statistics that keep "
                 "activations finite. For tests and demos, since no pretrained model can be "
@@ -204,6 +210,8 @@ def _quiet_verbose(p: argparse.ArgumentParser, quiet: str, verbose: str) -> None
 
 
 def build_verify_parser() -> argparse.ArgumentParser:
+    """The parser of `verify`: ORIG.prototxt, NEW.prototxt, WEIGHTS.caffemodel and the
+    options of the comparison (blob, input shape, engine, seed, tolerance)."""
     p = _Parser(prog=f"{PROG} verify", description="Run the original and the converted network "
                 "with the same weights on the same random input, and compare the converted "
                 "network's output, sampled every m pixels, with the original's. Exit 0 within "

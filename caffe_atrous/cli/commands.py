@@ -16,6 +16,9 @@ from .args import PROG
 
 
 def run_init(args: argparse.Namespace) -> int:
+    """The `init-weights` command: write random weights for the network `args.net` to
+    `args.output` and print how many layers got some (with -v, each one's blob shapes);
+    return 0."""
     written = api.init_weights(_input(args.net), args.output, seed=args.seed,
                                input_shape=args.input_shape, proto=args.proto)
     if args.verbose:
@@ -29,6 +32,8 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    """The `verify` command: run both networks, print the comparison's lines (only the
+    PASS/FAIL line with -q); return 0 when it passes, else 1."""
     report = api.verify(args.orig, args.new, args.weights, blob=args.blob,
                         new_weights=args.new_weights, input_shape=args.input_shape,
                         engine=args.engine, seed=args.seed, tolerance=args.tolerance,
@@ -42,6 +47,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def say(kind: str, text: str) -> None:
+    """Print `text` to stderr as one line `caffe_atrous: KIND: text` (`kind`: error,
+    warning, note)."""
     print(f"{PROG}: {kind}: {text}", file=sys.stderr)
 
 
@@ -141,6 +148,10 @@ def _tell(args: argparse.Namespace, conv: api.Conversion, report, weights) -> No
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    """The conversion command: merge --config into `args`, convert IN, check --weights (and
+    write --weights-out), then write OUT or the diff and the reports, or with --check only
+    compare with OUT; return the exit code. Raises a `UsageError` when OUT is IN or the
+    options do not fit together."""
     args = _merge_config(args)
     if same_file(args.input, args.output):
         raise UsageError("OUT is the input file; caffe_atrous never overwrites its input: "

@@ -121,6 +121,8 @@ class _Unnamed:
         return cls(fd, folder_fd, base)
 
     def commit(self) -> None:
+        """Give the finished file its name: linked in place, or linked to a hidden name
+        and renamed over the destination that already exists."""
         source = _proc_path(self.fd)
         try:
             os.link(source, self._base, dst_dir_fd=self._folder, follow_symlinks=True)
@@ -138,6 +140,7 @@ class _Unnamed:
         self._hidden = None
 
     def discard(self) -> None:
+        """Remove the hidden name a failed rename left (an unnamed file needs nothing)."""
         if self._hidden is not None:             # linked, not renamed: the rename failed
             try:
                 os.unlink(self._hidden, dir_fd=self._folder)
@@ -145,7 +148,8 @@ class _Unnamed:
                 pass
             self._hidden = None
 
-    def close(self) -> None:                     # an unlinked file is freed here
+    def close(self) -> None:
+        """Close the file and its folder (an unlinked file is freed here)."""
         for fd in (self.fd, self._folder):
             try:
                 os.close(fd)
@@ -173,6 +177,7 @@ class _Named:
 
     @classmethod
     def create(cls, path: str) -> "_Named":
+        """A new hidden file beside `path`, under a name no other file has."""
         folder, base = os.path.split(os.path.abspath(path))
         while True:
             tmp = os.path.join(folder, _hidden_name(base))
@@ -182,11 +187,13 @@ class _Named:
                 continue
 
     def commit(self) -> None:
+        """Rename the finished file over the destination."""
         self.close()                             # (a rename of an open file fails on Windows)
         os.replace(self._tmp, self._path)
         self._tmp = None
 
     def discard(self) -> None:
+        """Remove the unfinished file."""
         if self._tmp is not None:
             try:
                 os.unlink(self._tmp)
@@ -195,6 +202,7 @@ class _Named:
             self._tmp = None
 
     def close(self) -> None:
+        """Close the file (once)."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

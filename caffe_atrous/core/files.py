@@ -26,6 +26,8 @@ def unified_diff(a: str, b: str, from_name: str, to_name: str, context: int = 3)
 
 
 def same_file(a: str, b: str) -> bool:
+    """Whether paths `a` and `b` name the same file: the same absolute path, or one file
+    reached through links; never when either is `-` (stdin or stdout)."""
     if a == "-" or b == "-":
         return False
     if os.path.abspath(a) == os.path.abspath(b):

@@ -30,6 +30,9 @@ def map_word(m) -> str:
 
 
 class Window(NamedTuple):
+    """The sliding window of a convolution or pooling: per-axis (height, width) `kernel`,
+    `stride`, `pad` and `dilation`."""
+
     kernel: Pair
     stride: Pair = (1, 1)
     pad: Pair = (0, 0)
@@ -40,6 +43,7 @@ class Window(NamedTuple):
         return (self.kernel[axis] - 1) * self.dilation[axis] + 1
 
     def replace(self, **kw) -> "Window":
+        """A copy with the fields given as keywords changed."""
         return self._replace(**kw)
 
     def describe(self) -> str:

@@ -42,6 +42,8 @@ class Blob:
         self.shape, self.raw, self.dtype, self.start, self.stop = shape, raw, dtype, start, stop
 
     def array(self):
+        """The values as a read-only numpy array of `shape`, a view into the mapped file; flat
+        when the number stored differs from the shape's, empty when none are stored."""
         import numpy as np
         data = np.frombuffer(self.raw, dtype=self.dtype) if self.raw is not None else np.zeros(0)
         return data.reshape(self.shape) if data.size == self.size else data
@@ -219,15 +221,19 @@ class Weights:
             raise AtrousError("holds no layers: is this a caffemodel?", file=self.path)
 
     def fileno(self) -> int:
+        """The file descriptor of the open caffemodel (for copying its bytes, pieces.py)."""
         return self._file.fileno()
 
     def by_name(self) -> dict[str, Layer]:
+        """The layers by name; a name stored twice maps to its first layer."""
         out: dict[str, Layer] = {}
         for layer in self.layers:
             out.setdefault(layer.name, layer)
         return out
 
     def close(self) -> None:
+        """Drop the blobs' data and the layers, unmap the file (left to the garbage collector
+        while numpy views of it live) and close it; calling it again does nothing."""
         for layer in self.layers:
             for b in layer.blobs:
                 b.raw = None

@@ -243,10 +243,12 @@ def _write_size(layer, size: Pair) -> None:
 
 
 def net_name(net) -> str:
+    """The `name` of the NetParameter `net`."""
     return net.name
 
 
 def layer_names(net) -> list[str]:
+    """The names of the layers of `net`, in order."""
     return [l.name for l in net.layer]
 
 

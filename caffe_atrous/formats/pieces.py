@@ -27,6 +27,7 @@ _BUFFER, _RING = 512 << 10, 4
 
 
 def size(piece) -> int:
+    """The number of bytes a piece writes: stop - start of a span, the length of bytes."""
     return piece[1] - piece[0] if isinstance(piece, tuple) else len(piece)
 
 

@@ -67,6 +67,7 @@ class Block:
         self.fields: list[Field] = []
 
     def named(self, name: str) -> list[Field]:
+        """The fields of this block called `name`, in order."""
         return [f for f in self.fields if f.name == name]
 
 

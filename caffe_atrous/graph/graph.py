@@ -32,7 +32,10 @@ class Blob:
 
 
 class Graph:
-    """One phase of a network."""
+    """One phase of a network: the layers active in `phase`, in file order, its `inputs`
+    and every version of every blob. `input_shape` is --input-shape, the first input's size
+    (None: the declared one). Raises an AtrousError for a duplicate layer name or a bottom
+    no earlier layer writes."""
 
     def __init__(self, layers: list[LayerSpec], phase: str,
                  inputs: list[tuple[str, tuple[int, ...] | None]] = (), path: str | None = None,
@@ -86,12 +89,15 @@ class Graph:
         return f" in phase {self.phase}" if self.multi_phase else ""
 
     def bottoms(self, layer: LayerSpec) -> list[Blob]:
+        """The blobs `layer` reads, in the order of its bottoms."""
         return self._bottoms[layer.index]
 
     def tops(self, layer: LayerSpec) -> list[Blob]:
+        """The blobs `layer` writes, in the order of its tops."""
         return self._tops[layer.index]
 
     def layer(self, name: str) -> LayerSpec | None:
+        """The layer called `name` in this phase, or None."""
         return self._by_name.get(name)
 
 

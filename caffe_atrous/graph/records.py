@@ -38,10 +38,14 @@ class Pool(NamedTuple):
 
     @property
     def is_global(self) -> bool:
+        """Whether the pooling covers its whole input (global_pooling)."""
         return self.window is None
 
 
 class InnerProduct(NamedTuple):
+    """InnerProduct: `num_output` outputs from the axes from `axis` on; `transpose` stores
+    the weights as (inputs, outputs)."""
+
     num_output: int
     bias_term: bool = True
     axis: int = 1
@@ -60,6 +64,8 @@ class Resize(NamedTuple):
 
     @property
     def fixed(self) -> bool:
+        """Whether both `height` and `width` are set: a fixed output size, which the factors
+        then do not change."""
         return bool(self.height and self.width)
 
 
@@ -74,6 +80,7 @@ class Upsample(NamedTuple):
 
     @property
     def fixed(self) -> bool:
+        """Whether an explicit output `size` is given, which `scale` then does not change."""
         return self.size is not None
 
 
@@ -93,12 +100,17 @@ class PriorBox(NamedTuple):
 
 
 class PythonLayer(NamedTuple):
+    """Python: the `module` and `layer` (class) it runs, and the `param_str` it is given."""
+
     module: str
     layer: str
     param_str: str = ""
 
 
 class Crop(NamedTuple):
+    """Crop: the axes from `axis` on cut to the size of the second bottom, at `offset`
+    (a single one for all those axes, or one each; none: 0)."""
+
     axis: int = 2
     offset: tuple[int, ...] = ()
 
@@ -110,26 +122,39 @@ class Axis(NamedTuple):
 
 
 class Slice(NamedTuple):
+    """Slice: the input cut along `axis` at `points`, or without points into equal parts,
+    one per top."""
+
     axis: int = 1
     points: tuple[int, ...] = ()
 
 
 class Eltwise(NamedTuple):
+    """Eltwise: `operation` (PROD, SUM or MAX) over inputs of one shape."""
+
     operation: str = "SUM"
 
 
 class Flatten(NamedTuple):
+    """Flatten: the axes `axis` to `end_axis` (both included) made one."""
+
     axis: int = 1
     end_axis: int = -1
 
 
 class Reshape(NamedTuple):
+    """Reshape: the axes [axis, axis + num_axes) (num_axes -1: to the end) become `shape`,
+    where 0 keeps the input's dimension and -1 is inferred."""
+
     shape: Shape = ()
     axis: int = 0
     num_axes: int = -1
 
 
 class Permute(NamedTuple):
+    """SSD Permute: the output's axes as input axes in `order`; the axes it does not name
+    follow in their order."""
+
     order: tuple[int, ...] = ()
 
 
@@ -154,6 +179,8 @@ class DataShapes(NamedTuple):
     shapes: tuple[Shape | None, ...] = ()
 
     def shape(self, index: int) -> Shape | None:
+        """The shape of top `index` (tops past the last shape given take that one), or None
+        when no shape is given."""
         if not self.shapes:
             return None
         return self.shapes[min(index, len(self.shapes) - 1)]

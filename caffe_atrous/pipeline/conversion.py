@@ -30,6 +30,7 @@ class Result(NamedTuple):
 
     @property
     def warnings(self) -> list[ConversionWarning]:
+        """What the reader noticed (`loaded.notes`) and then the plan's warnings, in that order."""
         return self.loaded.notes + self.plan.warnings
 
     def converted(self, path: str | None = None) -> Loaded:

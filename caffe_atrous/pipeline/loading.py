@@ -46,6 +46,8 @@ class Loaded:
         return Loaded(fields.pop("net", self.net), **fields)
 
     def specs(self) -> list[LayerSpec]:
+        """The layers of `net` as LayerSpecs, in file order, with their lines; raises an
+        AtrousError, located in the file, for a layer it cannot read."""
         return read_layers(self.net, self.lines, self.path)
 
     def graphs(self, input_shape: tuple[int, ...] | None = None) -> list[Graph]:

@@ -26,6 +26,8 @@ def positive(v: Any) -> int:
 
 
 def flag(v: Any) -> bool:
+    """A YAML boolean (true, false), returned as it is; anything else, even "true" as text,
+    is refused."""
     if not isinstance(v, bool):
         raise ValueError("true or false")
     return v

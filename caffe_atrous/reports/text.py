@@ -81,6 +81,8 @@ class _Stage:
             total[i] = None if value is None or total[i] is None else total[i] + value
 
     def as_dict(self) -> dict[str, Any]:
+        """The stage as one row of the JSON report: its public fields by name, each a
+        [before, after] pair where it has two sides."""
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
 

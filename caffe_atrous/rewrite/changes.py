@@ -1,6 +1,6 @@
 """The plan as data: the options, one LayerChange per changed layer, the Plan.
 
-Built by phase.py (one phase) and plan.py (all phases); read by convert.py,
+Built by phase.py (one phase) and plan.py (all phases); read by pipeline/conversion.py,
 the report and the command line.
 """
 
@@ -21,6 +21,21 @@ from .heads import Head
 
 
 class Options(NamedTuple):
+    """What to convert, and how: the conversion options as the planner takes them.
+
+    output_stride     the output stride to reach (None when `from_layer` is given)
+    from_layer        instead, remove the stride of this layer and of every later one
+    mode              SEED (the default convention) or EXACT (function-preserving): dilate.py
+    input_shape       N,C,H,W to reason with instead of the declared input (None: declared)
+    multi_grid        DeepLab v3 rates of the last stage's units, times its rate (None: off)
+    fc_to_conv        make every InnerProduct over a spatial map a Convolution (heads.py)
+    decimate          with fc_to_conv, (S, C): the first head keeps every S-th tap, the
+                      heads every C-th channel between them (None: all)
+    weights_follow    --weights-out writes the caffemodel, so a head may change its weights'
+                      layout (an InnerProduct with transpose: true)
+    assume_same_grid  layer types unknown to caffe_atrous that the user vouches keep the grid
+    """
+
     output_stride: int | None = 8
     from_layer: str | None = None
     mode: str = SEED
@@ -111,6 +126,7 @@ class Plan:
         self.notes = notes or []                # said, but nothing to warn about
 
     def ordered(self) -> list[LayerChange]:
+        """The changes in layer order."""
         return [self.changes[i] for i in sorted(self.changes)]
 
     def heads(self) -> dict[str, Head]:

@@ -142,6 +142,8 @@ def decide_head(ctx, layer: LayerSpec, x: Blob, reach: Reach | None
 
 
 def reasons(head: Head) -> list[str]:
+    """The reasons of a head's change, for the report: the Convolution it becomes and, when
+    decimated, which taps, outputs and inputs it keeps (1 in n)."""
     out = [f"InnerProduct -> Convolution {head.window.describe()}, {head.num_output} outputs"]
     kept = [f"1 {what} in {n}" for what, n in (("tap", head.taps), ("output", head.out_step),
                                                 ("input", head.in_step)) if n > 1]

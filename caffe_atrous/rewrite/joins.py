@@ -68,6 +68,7 @@ def check_factors(ctx, layer: LayerSpec) -> None:
 
 
 def names(names: list[str]) -> str:
+    """Layer names quoted for a message: 'a', 'a' and 'b', 'a', 'b' and 'c'."""
     quoted = [f"'{n}'" for n in names]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 

@@ -31,6 +31,9 @@ from .multigrid import apply_grid, grid_rates
 
 
 class PhasePlan(NamedTuple):
+    """The plan of one phase: the changes by layer index, the warnings, what is not exact,
+    the output strides before and after, and the strides of the network's outputs (`final`)."""
+
     changes: dict[int, LayerChange]
     warnings: list[ConversionWarning]
     inexact: list[ConversionWarning]
@@ -159,6 +162,9 @@ def _decide_all(ctx: rules.RuleContext, opts: Options):
 
 
 def plan_phase(g: Graph, opts: Options) -> PhasePlan:
+    """Plan the phase `g` with `opts`: decide every layer, then the multi-grid rates, the
+    re-padding of branches, the resizes that follow a grid, the size check and what is not
+    exact. Raises an AtrousError naming the layer where a rule or the size check refuses."""
     ctx, before, after = _context(g, opts)
     changes, warnings, undilated = _decide_all(ctx, opts)
     if opts.multi_grid:

@@ -49,6 +49,8 @@ class RuleContext:
         return st.removed_factor(self.s0.get(blob), self.s1.get(blob))
 
     def fail(self, layer: LayerSpec, message: str) -> AtrousError:
+        """An AtrousError with `message`, located at `layer` (file, line, name), for the caller
+        to raise."""
         return AtrousError(message, file=self.graph.path, line=layer.line, layer=layer.name)
 
 
@@ -66,6 +68,7 @@ class Decision(LayerChange):
 
     @property
     def changes(self) -> bool:
+        """Whether the layer changes: a rule that changes something says why (`reasons`)."""
         return bool(self.reasons)
 
 
@@ -331,6 +334,8 @@ def rule_for(layer: LayerSpec):
 
 
 def is_proposal(layer: LayerSpec) -> bool:
+    """Whether `layer` is a Python proposal layer: a `feat_stride` in its param_str, which
+    `feat_stride` rescales."""
     return isinstance(layer.params, PythonLayer) and bool(_FEAT_STRIDE.search(layer.params.param_str))
 
 

@@ -37,6 +37,10 @@ from ..core.window import Pair, fmt_pair
 
 @dataclass
 class Report:
+    """The outcome of a verify run: the engine and input, the compared blob and its shapes,
+    the sampling `factor`, the compared region (rows, columns) and border `band` left out,
+    the errors against `tolerance`, and the inexact layers (`upstream`: before the blob)."""
+
     engine: str
     input_shape: tuple[int, ...]
     input_note: str
@@ -53,9 +57,11 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """Whether the largest relative error is finite and within `tolerance`."""
         return bool(np.isfinite(self.max_rel)) and self.max_rel <= self.tolerance
 
     def lines(self) -> list[str]:
+        """The report as `verify: ...` lines for the terminal, the PASS or FAIL line last."""
         if all(v >= 1 for v in self.factor):
             shapes = (f"original {fmt_shape(self.orig_shape)}, converted "
                       f"{fmt_shape(self.new_shape)} sampled every {fmt_pair(self.factor)}")

@@ -14,9 +14,12 @@ from ..core.errors import AtrousError, UsageError
 
 
 class Runner:
+    """An inference engine: `name` (as --engine takes it), its version, and `run`."""
+
     name = "?"
 
     def version(self) -> str:
+        """The engine and its version, as the report names it (`OpenCV 4.10.0`)."""
         raise NotImplementedError
 
     def run(self, prototxt: str, caffemodel: str, inputs: dict[str, np.ndarray],
@@ -27,6 +30,9 @@ class Runner:
 
 
 class OpenCVRunner(Runner):
+    """OpenCV's Caffe importer (cv2.dnn, fusion off). Making one raises a `UsageError`
+    when OpenCV is missing or has no Caffe importer."""
+
     name = "opencv"
 
     def __init__(self):
@@ -41,9 +47,12 @@ class OpenCVRunner(Runner):
         self.cv2 = cv2
 
     def version(self) -> str:
+        """OpenCV's version, as `OpenCV 4.10.0`."""
         return f"OpenCV {self.cv2.__version__}"
 
     def run(self, prototxt, caffemodel, inputs, blobs):
+        """`Runner.run` with cv2.dnn: the blobs read from the outputs of the layers `blobs`
+        names. Raises an AtrousError when OpenCV cannot load or run the network."""
         cv2 = self.cv2
         try:
             net = cv2.dnn.readNetFromCaffe(prototxt, caffemodel)
@@ -64,6 +73,9 @@ class OpenCVRunner(Runner):
 
 
 class CaffeRunner(Runner):
+    """pycaffe, in CPU mode, the TEST phase. Making one raises a `UsageError` when
+    `import caffe` fails."""
+
     name = "caffe"
 
     def __init__(self):
@@ -82,9 +94,12 @@ class CaffeRunner(Runner):
         caffe.set_mode_cpu()
 
     def version(self) -> str:
+        """`pycaffe` and caffe's `__version__`, where the build has one."""
         return f"pycaffe {getattr(self.caffe, '__version__', '')}".strip()
 
     def run(self, prototxt, caffemodel, inputs, blobs):
+        """`Runner.run` with pycaffe: each input blob reshaped to its array, one forward pass,
+        the blobs read by name (copied out of the net)."""
         net = self.caffe.Net(prototxt, caffemodel, self.caffe.TEST)
         for name, value in inputs.items():
             net.blobs[name].reshape(*value.shape)
@@ -94,6 +109,8 @@ class CaffeRunner(Runner):
 
 
 def get(engine: str) -> Runner:
+    """The runner of `engine`: opencv, caffe, or auto (pycaffe when importable, else
+    OpenCV). Raises a `UsageError` for another name or an engine that is missing."""
     if engine == "opencv":
         return OpenCVRunner()
     if engine == "caffe":

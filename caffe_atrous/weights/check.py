@@ -27,6 +27,7 @@ class WeightsReport:
         self.unused: list[str] = []
 
     def line(self) -> str:
+        """The summary line: how many layers match, are missing and do not fit."""
         return (f"weights: {len(self.matched)} layers match, {len(self.missing)} missing, "
                 f"{len(self.mismatched)} mismatched")
 

@@ -24,12 +24,17 @@ BEFORE, AFTER = "#7f7f7f", "#c0392b"
 
 @dataclass
 class Series:
+    """The data of the per-layer charts: the layers in file order (in-place ones left out),
+    and for the first top of each its output stride and receptive field, before and after."""
+
     names: list[str]                      # layers in file order (in-place layers left out)
     stride: tuple[list, list]             # before, after (None: not spatial)
     field: tuple[list, list]              # receptive field, before, after
 
 
 def series(before: Loaded, result: Result, input_shape=None) -> Series:
+    """The per-layer chart data of the conversion `result` of `before`, its graphs sized
+    by `input_shape` (None: the declared input)."""
     g0, g1 = graphs(before, result, input_shape)
     s0, s1 = cumulative_strides(g0), cumulative_strides(g1)
     rf0, rf1 = receptive_fields(g0, s0), receptive_fields(g1, s1)

@@ -24,6 +24,8 @@ CHANGED = "#c0392b"
 
 
 def fill(stride: Fraction | None) -> str:
+    """The fill colour of a box whose output is at `stride`: one per power of two up to 32,
+    a grey for other or fractional strides, a darker grey for None (not spatial)."""
     if stride is None:
         return NOT_SPATIAL
     return PALETTE.get(int(stride), OTHER_STRIDE) if stride.denominator == 1 else OTHER_STRIDE

@@ -27,6 +27,9 @@ ARROW = " -> "
 
 @dataclass
 class Box:
+    """One box: a layer with the in-place layers folded into it, or a network input (an
+    ellipse); its output's stride in the converted network, its window or change, its tooltip."""
+
     id: str                               # the SVG element id, and the anchor links use
     name: str
     type: str
@@ -40,6 +43,9 @@ class Box:
 
 @dataclass
 class Arrow:
+    """The blob `blob` from the box that writes it (`tail`) to one that reads it (`head`),
+    both box ids, with its spatial size."""
+
     tail: str
     head: str
     blob: str
@@ -48,6 +54,8 @@ class Arrow:
 
 @dataclass
 class Picture:
+    """The converted network to draw: its boxes and arrows, and the box that shows each layer."""
+
     boxes: list[Box]
     arrows: list[Arrow]
     anchor: dict[str, str]                # layer name -> id of the box that shows it

@@ -55,6 +55,8 @@ def _pair(v: list) -> str:
 
 
 def stage_table(report: dict[str, Any], picture: Picture) -> str:
+    """The stages of the `--report` data `report` as an HTML table, before -> after, each
+    first layer linked to its box in `picture`, with a row of totals."""
     head = ("stage", "first layer", "layers", "stride", "receptive field", "size", "MACs",
             "activations")
     rows = ["<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
@@ -70,6 +72,8 @@ def stage_table(report: dict[str, Any], picture: Picture) -> str:
 
 
 def change_table(report: dict[str, Any], picture: Picture) -> str:
+    """The changed layers of `report` as an HTML table (geometry before and after, why),
+    each linked to its box in `picture`; a sentence when no layer changed."""
     if not report["layers"]:
         return "<p>No layer changed.</p>"
     rows = ["<tr><th>layer</th><th>type</th><th>before</th><th>after</th><th>why</th></tr>"]
@@ -82,6 +86,8 @@ def change_table(report: dict[str, Any], picture: Picture) -> str:
 
 
 def warning_list(warnings, picture: Picture) -> str:
+    """The `warnings` as an HTML list, each layer named linked to its box in `picture`; a
+    sentence when there are none."""
     if not warnings:
         return "<p>No warnings.</p>"
     items = [f'<li class="warning">{_link(w.layer, picture) + ": " if w.layer else ""}'
@@ -90,6 +96,8 @@ def warning_list(warnings, picture: Picture) -> str:
 
 
 def legend() -> str:
+    """The HTML key to the picture: the fill of each output stride, the outline of a
+    change, and what hovering, folded boxes and arrows show."""
     spans = [f'<span style="background:{c}">stride {s}</span>' for s, c in PALETTE.items()]
     spans += [f'<span style="background:{OTHER_STRIDE}">other stride</span>',
               f'<span style="background:{NOT_SPATIAL}">not spatial</span>',
@@ -102,6 +110,8 @@ def legend() -> str:
 
 def page(title: str, report: dict[str, Any], warnings, picture: Picture, network_svg: str,
          chart_svg: str) -> str:
+    """The whole HTML page titled `title`: the summary, the `report` tables, the `warnings`,
+    the chart and the network (`chart_svg`, `network_svg`: inline <svg> elements)."""
     os0, os1 = report["output_stride"]
     shape = report["input_shape"]
     summary = f"output stride {os0} -&gt; {os1}; " + (
