@@ -30,7 +30,10 @@ V1_TYPES = {
     "IMAGE_SEG_DATA": "ImageSegData", "SEG_ACCURACY": "SegAccuracy", "INTERP": "Interp",
     "PADDING": "Padding", "MAT_WRITE": "MatWrite", "MAT_READ": "MatRead",
     "DENSE_CRF": "DenseCRF", "DOMINANT_CHANNEL": "DominantChannel",
-    "BIAS_CHANNEL": "BiasChannel",
+    "BIAS_CHANNEL": "BiasChannel", "UNIQUE_LABEL": "UniqueLabel", "CENSOR_LABEL": "CensorLabel",
+    "ADAPTIVE_BIAS_CHANNEL": "AdaptiveBiasChannel", "CHANNEL_AGGREGATOR": "ChannelAggregator",
+    "IGNORE_OVERLAY": "IgnoreOverlay", "HISTOGRAM": "Histogram", "RELATIVE_ERROR": "RelativeError",
+    "GAIN_CHANNEL": "GainChannel", "ONEHOT": "OneHot",
 }
 
 # Deprecated data-layer fields that Caffe moves into transform_param.

@@ -57,7 +57,7 @@ LOSS = Kind(LEAVES, SCALAR)
 KINDS: dict[str, Kind] = {
     # per-position activations and copies
     **_kinds("ReLU ELU Sigmoid TanH AbsVal BNLL Power Exp Log Threshold Clip Swish ReLU6 Mish "
-             "Dropout", ELEMENTWISE),
+             "Dropout GainChannel", ELEMENTWISE),
     "PReLU": Kind(SAME, SAME, CHANNEL, per_position=True),
     "Split": Kind(SAME, RULE, per_position=True),
     # normalisations over channels or the map: same grid and shape, not per position
@@ -69,8 +69,11 @@ KINDS: dict[str, Kind] = {
     "Normalize": Kind(SAME, SAME, CHANNEL),
     # plumbing over channels or copies
     **_kinds("Concat Eltwise Slice Axpy Crop Silence", Kind(SAME, RULE)),
-    # DeepLab's CRF, domain transform and channel biases refine maps on their own grid
-    **_kinds("DenseCRF DomainTransform BiasChannel AdaptiveBiasChannel", Kind(SAME)),
+    # DeepLab's CRF, domain transform and channel biases refine maps on their own grid;
+    # DeepLab v1's label-map layers keep the grid of the map they rewrite
+    **_kinds("DenseCRF DomainTransform BiasChannel AdaptiveBiasChannel OneHot ChannelAggregator",
+             Kind(SAME)),
+    **_kinds("CensorLabel IgnoreOverlay", Kind(SAME, SAME)),
     # sliding windows and resamplers (their records carry the geometry)
     **_kinds("Convolution Pooling", Kind(WINDOW, RULE)),
     **_kinds("Deconvolution Interp Upsample", Kind(RESAMPLE, RULE)),
@@ -78,10 +81,10 @@ KINDS: dict[str, Kind] = {
     **_kinds("InnerProduct Flatten Reshape Permute ROIPooling PSROIPooling", Kind(LEAVES, RULE)),
     **_kinds("PriorBox DetectionOutput DetectionEvaluate Python ArgMax Reduction Embed "
              "BoxAnnotatorOHEM MatWrite HDF5Output SPP RNN LSTM Parameter UniqueLabel "
-             "MIL", Kind(LEAVES)),
+             "MIL Histogram", Kind(LEAVES)),
     **_kinds("SoftmaxWithLoss Accuracy EuclideanLoss SigmoidCrossEntropyLoss HingeLoss "
              "InfogainLoss MultinomialLogisticLoss ContrastiveLoss SmoothL1Loss SmoothL1LossOHEM "
-             "MultiBoxLoss SegAccuracy", LOSS),
+             "MultiBoxLoss SegAccuracy RelativeError", LOSS),
     # network inputs
     **_kinds("Data ImageData ImageSegData AnnotatedData DummyData HDF5Data MemoryData WindowData "
              "VideoData Input DenseImageData MILData MatRead", Kind(SOURCE, RULE)),

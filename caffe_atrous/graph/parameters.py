@@ -194,6 +194,9 @@ def _data(layer) -> records.DataShapes:
     tp = layer.transform_param
     crop_h = get(tp, "crop_h", 0) or tp.crop_size
     crop_w = get(tp, "crop_w", 0) or tp.crop_size
+    # PSPNet, DeepLab v2: crop_height and crop_width, both set, win over crop_size
+    if get(tp, "crop_height", 0) and get(tp, "crop_width", 0):
+        crop_h, crop_w = tp.crop_height, tp.crop_width
     batch, size = None, None
     for pname in ("data_param", "image_data_param", "memory_data_param", "window_data_param",
                   "dense_image_data_param"):
