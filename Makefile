@@ -79,7 +79,8 @@ bench: $(STAMP)
 docs-screenshot: $(STAMP) deps
 	$(BIN)/python scripts/docs_screenshot.py
 
-# BVLC Caffe (CPU, pycaffe, C++ tools) for the real-Caffe tests, from ../shared/vendor/caffe.
-# Built once into a cache outside the clone (~7 min on 2 idle cores); then well under a second.
+# BVLC Caffe and PSPNet's Caffe (CPU, pycaffe, C++ tools) for the real-Caffe tests, from
+# ../shared/vendor/caffe and ../shared/vendor/pspnet-caffe. Each is built once into a cache
+# outside the clone (~7 and ~4 min on 2 idle cores); then well under a second.
 caffe:
 	bash scripts/build-caffe.sh

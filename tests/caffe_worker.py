@@ -26,8 +26,11 @@ def say(**record):
 
 
 def load(caffe, prototxt, weights=None):
-    """A TEST-phase net whose inputs are cut to a batch of one."""
-    net = caffe.Net(prototxt, caffe.TEST, **({"weights": weights} if weights else {}))
+    """A TEST-phase net whose inputs are cut to a batch of one. Net(prototxt, phase) and
+    copy_from: the form both BVLC's pycaffe and PSPNet's older one (no weights=) have."""
+    net = caffe.Net(prototxt, caffe.TEST)
+    if weights:
+        net.copy_from(weights)
     for name in net.inputs:
         shape = net.blobs[name].data.shape
         net.blobs[name].reshape(1, *shape[1:])

@@ -55,7 +55,7 @@ def _no_invariants_when_marked(request, monkeypatch):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "no_invariants: skip the invariant check of conversions")
-    config.addinivalue_line("markers", "real_caffe: runs in BVLC Caffe (make caffe; tests/caffe_env.py)")
+    config.addinivalue_line("markers", "real_caffe: runs in a real Caffe, BVLC's or PSPNet's (make caffe; tests/caffe_env.py)")
 
 
 def convert(text: str, **opts) -> "object":
