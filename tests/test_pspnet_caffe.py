@@ -124,8 +124,8 @@ def test_converted_network_runs_whole_in_pspnet_caffe_with_the_original_weights(
     out = caffe_env.check(psp.worker("forward", spec), "forward in PSPNet's Caffe")
     done = {r["done"]: r for r in map(json.loads, out.splitlines()) if "done" in r}
     assert done["original"]["outputs"] == {"conv6_interp": [1, CLASSES, SIZE, SIZE]}
-    # zoom_factor 8 over the 47x47 map: 8 x 46 + 1
-    assert done["os4"]["outputs"] == {"conv6_interp": [1, CLASSES, 2 * SIZE - 1, 2 * SIZE - 1]}
+    # the final resize follows the denser map (zoom_factor 8 -> 4): the image's size
+    assert done["os4"]["outputs"] == {"conv6_interp": [1, CLASSES, SIZE, SIZE]}
     assert done["original"]["finite"] and done["os4"]["finite"]
     assert done["os4"]["differ"] == [] and done["os4"]["dropped"] == []
     assert done["os4"]["params"] == done["original"]["params"]
@@ -165,3 +165,54 @@ def test_bvlc_caffe_cannot_read_the_published_pspnet50(tmp_path):
                                               "prototxt": str(zoo_path(PSPNET50))}, "cases": []}))
     done = bvlc.worker("forward", spec)
     assert done.returncode != 0 and 'no field named "bn_param"' in done.stderr, done.stderr[-2000:]
+
+
+# -- the published PSPNets made coarser (16) and denser (4) --------------------------
+
+PSPNET101 = "pspnet101-voc2012/pspnet101_VOC2012_473.prototxt"
+
+
+def _published(tmp_path, rel):
+    net = tmp_path / "orig.prototxt"
+    net.write_text(zoo_path(rel).read_text())
+    weights = tmp_path / "orig.caffemodel"
+    atrous("init-weights", net, "-o", weights)
+    return net, weights
+
+
+@pytest.mark.parametrize("rel, classes", [(PSPNET50, 150), (PSPNET101, 21)])
+def test_published_pspnet_at_16_runs_with_the_original_weights(psp, tmp_path, rel, classes):
+    net, weights = _published(tmp_path, rel)
+    cases = []
+    for mode in ("seed", "exact"):
+        path = tmp_path / f"os16_{mode}.prototxt"
+        atrous(net, "--output-stride", "16", "-o", path, *(["--exact"] if mode == "exact" else []))
+        cases.append({"case": mode, "prototxt": str(path), "weights": str(weights)})
+    spec = tmp_path / "forward.json"
+    spec.write_text(json.dumps({"reference": {"case": "original", "prototxt": str(net),
+                                              "weights": str(weights)}, "cases": cases}))
+    out = caffe_env.check(psp.worker("forward", spec), f"{rel} at 16 in PSPNet's Caffe")
+    records = {r["done"]: r for r in map(json.loads, filter(lambda l: l.startswith("{"),
+                                                             out.splitlines())) if "done" in r}
+    for mode in ("seed", "exact"):
+        r = records[mode]
+        # the final resize zooms x16 now: the 30x30 map gives 29 x 16 + 1 = 465 (473 is
+        # 8k + 1, not 16k + 1: the conversion warns), and every weight is the original's
+        assert r["outputs"] == {"conv6_interp": [1, classes, 465, 465]}, (mode, r["outputs"])
+        assert r["finite"] and r["differ"] == [], mode
+
+
+@pytest.mark.parametrize("stride", [16, 4])
+def test_published_pspnet50_exact_verifies_without_options(psp, tmp_path, stride):
+    """Coarser (16) and denser (4), --exact: verify finds the input size (the declared one,
+    which the fixed-size Interps need) and the blob (the backbone's last, before the pyramid
+    pooling) by itself."""
+    net, weights = _published(tmp_path, PSPNET50)
+    new = tmp_path / f"os{stride}.prototxt"
+    atrous(net, "--output-stride", str(stride), "--exact", "-o", new)
+    out = caffe_env.check(psp.run("-m", "caffe_atrous", "verify", net, new, weights, "--engine",
+                                  "caffe", timeout=1500), f"verify PSPNet-50 at {stride}")
+    assert "compared blob 'conv5_3'" in out and "PASS" in out, out
+    assert "input 1x3x473x473" in out
+    assert any("inexact by construction (after the compared blob): layer 'conv5_3_pool6'" in l
+               for l in out.splitlines()), out

@@ -103,8 +103,19 @@ def zoom(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     old = (p.zoom_factor, p.shrink_factor)
     what = " and ".join(f"{name} {a} -> {b}" for name, a, b in
                         zip(("zoom_factor", "shrink_factor"), old, new) if a != b)
-    return Decision(zoom=(old, new), reasons=[
+    d = Decision(zoom=(old, new), reasons=[
         f"{what}: it reads a {fmt_density(m)} map and keeps its output where it was"])
+    x, y = ctx.graph.bottoms(layer)[0], ctx.graph.tops(layer)[0]
+    before, out = ctx.shapes0.get(x), ctx.shapes0.get(y)
+    if before is not None and out is not None and None not in before[2:] + out[2:]:
+        size = math.floor((before[2] - 1) * m[0]) + 1           # the map it will read
+        got = (size - 1) * new[0] // new[1] + 1
+        if got != out[2]:
+            d.warnings.append(f"zoomed x{new[0]}/{new[1]}, the {size}x{size} map it will read "
+                              f"gives {got}x{got}, not {out[2]}x{out[3]} as before: Caffe's "
+                              "Interp fits only inputs whose size is a multiple of the output "
+                              "stride plus 1")
+    return d
 
 
 def anchored(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:

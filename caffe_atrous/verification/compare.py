@@ -330,7 +330,9 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     findings = diagnose(orig, new, strides0, strides1)
     factors, head_blobs = _top_factors(orig, new, strides0, strides1)
     image = _image(orig, orig_path)
-    total = int(max(st.network_output_stride(orig), st.network_output_stride(new), 1))
+    # positions line up exactly where the input suits the original's output stride: a
+    # denser conversion samples the original's grid, a coarser one is sampled from it
+    total = int(max(st.network_output_stride(orig), 1))
     input_shape, note = _choose_input(image, total, input_shape, _size_fixed_by(orig))
     blob = _choose_blob(orig, factors, blob)
     m = factors[blob]
