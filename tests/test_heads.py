@@ -331,6 +331,34 @@ def test_weights_of_a_head_over_a_non_square_map(tmp_path, capsys, decimate, tap
     assert np.array_equal(new["fc7"][0], old["fc7"][0].reshape(3, 8, 1, 1))
 
 
+
+def test_a_written_caffemodel_that_does_not_fit_is_an_internal_error(tmp_path, capsys,
+                                                                   monkeypatch):
+    """Every caffemodel --weights-out writes is checked against the converted network
+    before it takes its name: fc6 reshaped width first (8x4x7x5 for a 5x7 kernel) is
+    named as a bug, and the file already there stays as it was."""
+    from caffe_atrous.weights import converted
+    right = converted.head_blobs
+
+    def swapped(weights, heads):
+        out = right(weights, heads)
+        out["fc6"][0] = out["fc6"][0].reshape(8, 4, 7, 5)
+        return out
+    monkeypatch.setattr(converted, "head_blobs", swapped)
+    src, w, wout = tmp_path / "a.prototxt", tmp_path / "a.caffemodel", tmp_path / "b.caffemodel"
+    src.write_text(NON_SQUARE)
+    assert main(["init-weights", str(src), "-o", str(w)]) == 0
+    wout.write_bytes(b"before")
+    code, err = cli(capsys, src, "-o", tmp_path / "b.prototxt", "--fc-to-conv", "--exact",
+                    "--output-stride", "2", "--weights", w, "--weights-out", wout)
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"error: {wout}: layer 'fc6': internal check failed: the caffemodel written does " \
+        "not fit the converted network (blob shape 8x4x7x5 stored, 8x4x5x7 expected); please " \
+        "report this" in err
+    assert wout.read_bytes() == b"before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.caffemodel", "a.prototxt",
+                                                          "b.caffemodel"]
+
 def test_a_head_over_a_non_square_map_computes_the_classifier(tmp_path, capsys):
     """In OpenCV: the converted network with its converted weights gives the original's
     output; with fc6's kernel read width first (right shape, wrong order) it does not."""

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from .errors import AtrousError
 
 
 @contextmanager
-def atomic_file(path: str) -> Iterator[BinaryIO]:
+def atomic_file(path: str, check: Callable[[str], None] | None = None) -> Iterator[BinaryIO]:
     """A binary file to write; it becomes `path` when the block ends without an
-    exception, and is removed otherwise. OS errors become one AtrousError."""
+    exception (and `check`, given the complete file's path, raises none), and is
+    removed otherwise. OS errors become one AtrousError."""
     try:
         fd, tmp = _create_beside(path)
     except OSError as exc:
@@ -26,6 +27,8 @@ def atomic_file(path: str) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
+        if check is not None:
+            check(tmp)
         os.replace(tmp, path)
     except BaseException as exc:
         try:

@@ -50,11 +50,15 @@ def _fits(stored: caffemodel.Blob, expected: tuple[int, ...]) -> bool:
 
 
 def check(loaded: Loaded, weights: caffemodel.Weights, input_shape=None,
-          stored: dict[str, list[tuple[int, ...]]] | None = None) -> WeightsReport:
+          stored: dict[str, list[tuple[int, ...]]] | None = None,
+          params: ParamShapes | None = None) -> WeightsReport:
     """Does every layer find its blobs, with the shapes Caffe allocates? `stored`:
     the shapes to expect in the file instead, by layer (a classifier made a
-    convolution is stored as the InnerProduct it was)."""
-    expected = {**expected_params(loaded, input_shape), **(stored or {})}
+    convolution is stored as the InnerProduct it was). `params`: the shapes to
+    expect, when already known (expected_params, with `stored` applied)."""
+    if params is None:
+        params = expected_params(loaded, input_shape)
+    expected = {**params, **(stored or {})}
     stored = weights.by_name()
     report = WeightsReport()
     for name, shapes in expected.items():
