@@ -81,7 +81,7 @@ def _check(case: str, argv: list[str], code, err: str, folder: Path, inputs: dic
     problems = []
     if code not in (0, 1, 2):
         problems.append(f"exit code {code!r}")
-    if "internal error" in err or "Traceback" in err:
+    if "internal error" in err or "internal check failed" in err or "Traceback" in err:
         problems.append(err.strip().splitlines()[-1] if err.strip() else "internal error")
     left = {p.name for p in folder.iterdir()} - {p.name for p in inputs}
     if any(n.endswith(".tmp") for n in left):

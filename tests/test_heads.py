@@ -299,6 +299,90 @@ def test_a_dense_head_is_compared_at_its_first_position(tmp_path, capsys):
     assert report.ok, report.lines()
 
 
+
+# A head over a map that is not square: 17x25 gives 5x7 before fc6, so a kernel read as
+# (kw, kh) instead of (kh, kw) has the wrong shape and its values in the wrong order.
+NON_SQUARE = net(conv("c", "data", s=2, n=4), layer("r", "ReLU", "c", "c"),
+                 conv("c2", "c", s=2, n=4),
+                 layer("fc6", "InnerProduct", "c2", body="inner_product_param { num_output: 8 }"),
+                 layer("relu", "ReLU", "fc6", "fc6"),
+                 layer("fc7", "InnerProduct", "fc6", body="inner_product_param { num_output: 3 }"),
+                 size=17).replace("dim: 17 dim: 17", "dim: 17 dim: 25")
+
+
+@pytest.mark.parametrize("decimate,taps", [(None, 1), ("2,1", 2)])
+def test_weights_of_a_head_over_a_non_square_map(tmp_path, capsys, decimate, taps):
+    """fc6's (8, 4*5*7) weight is the (8, 4, 5, 7) kernel: height 5, width 7, same order."""
+    flags = ["--decimate", decimate] if decimate else []
+    w, wout, err = _convert_weights(tmp_path, capsys, NON_SQUARE, "--fc-to-conv", "--exact",
+                                    "--output-stride", "2", *flags)
+    assert "weights: 4 layers match" in err
+    kernel = ((5 - 1) // taps + 1, (7 - 1) // taps + 1)
+    assert windows((tmp_path / "b.prototxt").read_text())["fc6"] == \
+        Window(kernel=kernel, dilation=(2 * taps, 2 * taps))
+    with caffemodel.Weights(str(w)) as a, caffemodel.Weights(str(wout)) as b:
+        old = {l.name: [x.array() for x in l.blobs] for l in a.layers}
+        new = {l.name: [x.array() for x in l.blobs] for l in b.layers}
+        shapes = {l.name: [x.shape for x in l.blobs] for l in b.layers if l.blobs}
+    assert old["fc6"][0].shape == (8, 4 * 5 * 7)
+    assert shapes["fc6"] == [(8, 4) + kernel, (8,)] and shapes["fc7"] == [(3, 8, 1, 1), (3,)]
+    assert np.array_equal(new["fc6"][0], old["fc6"][0].reshape(8, 4, 5, 7)[:, :, ::taps, ::taps])
+    assert np.array_equal(new["fc6"][1], old["fc6"][1])
+    assert np.array_equal(new["fc7"][0], old["fc7"][0].reshape(3, 8, 1, 1))
+
+
+
+def test_a_written_caffemodel_that_does_not_fit_is_an_internal_error(tmp_path, capsys,
+                                                                   monkeypatch):
+    """Every caffemodel --weights-out writes is checked against the converted network
+    before it takes its name: fc6 reshaped width first (8x4x7x5 for a 5x7 kernel) is
+    named as a bug, and the file already there stays as it was."""
+    from caffe_atrous.weights import converted
+    right = converted.head_blobs
+
+    def swapped(weights, heads):
+        out = right(weights, heads)
+        out["fc6"][0] = out["fc6"][0].reshape(8, 4, 7, 5)
+        return out
+    monkeypatch.setattr(converted, "head_blobs", swapped)
+    src, w, wout = tmp_path / "a.prototxt", tmp_path / "a.caffemodel", tmp_path / "b.caffemodel"
+    src.write_text(NON_SQUARE)
+    assert main(["init-weights", str(src), "-o", str(w)]) == 0
+    wout.write_bytes(b"before")
+    code, err = cli(capsys, src, "-o", tmp_path / "b.prototxt", "--fc-to-conv", "--exact",
+                    "--output-stride", "2", "--weights", w, "--weights-out", wout)
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"error: {wout}: layer 'fc6': internal check failed: the caffemodel written does " \
+        "not fit the converted network (blob shape 8x4x7x5 stored, 8x4x5x7 expected); please " \
+        "report this" in err
+    assert wout.read_bytes() == b"before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.caffemodel", "a.prototxt",
+                                                          "b.caffemodel"]
+
+def test_a_head_over_a_non_square_map_computes_the_classifier(tmp_path, capsys):
+    """In OpenCV: the converted network with its converted weights gives the original's
+    output; with fc6's kernel read width first (right shape, wrong order) it does not."""
+    from caffe_atrous.formats.weights_out import write_converted
+    from caffe_atrous.verification.compare import verify
+    _opencv()
+    w, wout, _ = _convert_weights(tmp_path, capsys, NON_SQUARE, "--fc-to-conv", "--exact",
+                                  "--output-stride", "2")
+    orig, new = str(tmp_path / "a.prototxt"), str(tmp_path / "b.prototxt")
+    report = verify(orig, new, str(w), engine="opencv", new_weights=str(wout))
+    assert report.input_shape == (1, 3, 17, 25) and report.blob == "fc7", report.lines()
+    assert report.ok and report.max_rel < 1e-5, report.lines()
+    swapped = tmp_path / "swapped.caffemodel"
+    with caffemodel.Weights(str(w)) as stored:
+        fc6 = [b.array() for b in stored.by_name()["fc6"].blobs]
+        kernel = fc6[0].reshape(8, 4, 7, 5).transpose(0, 1, 3, 2)     # (8, 4, 5, 7), misread
+        replace = {"fc6": [kernel, fc6[1]],
+                   "fc7": [stored.by_name()["fc7"].blobs[0].array().reshape(3, 8, 1, 1),
+                           stored.by_name()["fc7"].blobs[1].array()]}
+        write_converted(load_text((tmp_path / "b.prototxt").read_text(), "b").net, stored,
+                        str(swapped), replace=replace)
+    report = verify(orig, new, str(w), engine="opencv", new_weights=str(swapped))
+    assert not report.ok and report.max_rel > 1e-2, report.lines()
+
 # -- reductions whose branches no longer meet ------------------------------------
 
 def _reduction(name, bottom, n=8):

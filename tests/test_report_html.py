@@ -111,6 +111,27 @@ def test_kaiming_resnets_at_output_stride_8_render(tmp_path, browser, net, chang
     assert links and all(browser.evaluate(f"!!document.getElementById('{h[1:]}')") for h in links)
 
 
+
+def test_stage_table_and_chart_read_in_small_units(tmp_path):
+    """The page's stage table has the text report's figures (each in its own unit, so the
+    example's stages read 1.83M, 264KB, ... and not 0.00G), and the chart's MACs axis the
+    unit of its largest bar."""
+    import json
+    from caffe_atrous.reports.text import format_cost
+    page = tmp_path / "seed.html"
+    html = write_page(EXAMPLE, page, "--report-json", str(tmp_path / "r.json"))
+    report = json.loads((tmp_path / "r.json").read_text())
+    table = html[html.index('<h2 id="stages">'):html.index('<h2 id="changes">')]
+    rows = re.findall(r"<tr><td>(.*?)</td></tr>", table)
+    cells = [row.split("</td><td>")[-2:] for row in rows]
+    want = [[format_cost(s["macs"], "macs"), format_cost(s["activation_bytes"], "bytes")]
+            for s in report["stages"]]
+    assert cells == [[c.replace("->", "-&gt;") for c in pair] for pair in want]
+    assert cells[2] == ["2.16M -&gt; 2.16M x1.00", "613KB -&gt; 613KB x1.00"]   # stride 4
+    assert cells[-1] == ["1.28K -&gt; 1.28K x1.00", "592B -&gt; 592B x1.00"]    # the head
+    assert "<th>7.49M -&gt; 16.0M x2.14</th>" in table and "0.00G" not in html
+    assert "multiply-accumulates per stage (M)" in html
+
 def test_picture_folds_in_place_layers():
     loaded = load_text(EXAMPLE.read_text(), str(EXAMPLE))
     result = convert_loaded(loaded, Options(output_stride=8))

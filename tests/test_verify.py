@@ -95,6 +95,47 @@ def test_unaligned_input_leaves_out_a_border_band(tmp_path):
     assert report.band > 0 and report.ok
 
 
+
+def scaled_weights(tmp_path, weights, factor):
+    """`weights` with both branches into the example's last sum (conv5_1 = increase +
+    proj, each ending in a Scale) times `factor`: conv5_1, after its ReLU, is then
+    exactly `factor` times the original, a relative error of factor - 1."""
+    from caffe_atrous.formats import caffemodel
+    out = tmp_path / f"scaled_{factor}.caffemodel"
+    with caffemodel.Weights(weights) as w, caffemodel.Writer(str(out)) as o:
+        for layer in w.layers:
+            arrays = [b.array() for b in layer.blobs]
+            if layer.name in ("conv5_1_1x1_increase_scale", "conv5_1_1x1_proj_scale"):
+                arrays = [(a.astype("f8") * factor).astype("f4") for a in arrays]
+            o.add(layer.name, layer.type, [caffemodel.encode_blob(a) for a in arrays])
+    return str(out)
+
+
+# A difference just below and just above the tolerance (1e-4 by default), and a few
+# times it: only the first passes.
+@pytest.mark.parametrize("error,passes", [(3e-5, True), (9e-5, True), (1.2e-4, False),
+                                          (3e-4, False), (9e-4, False)])
+def test_a_difference_near_the_tolerance(tmp_path, capsys, error, passes):
+    orig, new, weights = prepare(tmp_path, EXAMPLE.read_text(), "seed")
+    other = scaled_weights(tmp_path, weights, 1 + error)
+    report = verify(orig, new, weights, engine="opencv", new_weights=other)
+    assert report.blob == "conv5_1" and report.tolerance == 1e-4
+    assert report.max_rel == pytest.approx(error, rel=0.02), report.lines()
+    assert report.ok is passes
+    capsys.readouterr()
+    code = main(["verify", orig, new, weights, "--new-weights", other, "--engine", "opencv"])
+    out = capsys.readouterr().out
+    assert code == (0 if passes else 1) and ("verify: PASS" in out) is passes, out
+    assert f"max relative error {report.max_rel:.3g} (tolerance 0.0001)" in out
+
+
+def test_the_tolerance_option_moves_the_line(tmp_path, capsys):
+    orig, new, weights = prepare(tmp_path, EXAMPLE.read_text(), "seed")
+    other = scaled_weights(tmp_path, weights, 1 + 3e-4)
+    for tolerance, code in (("5e-4", 0), ("2e-4", 1)):
+        assert main(["verify", orig, new, weights, "--new-weights", other, "--engine", "opencv",
+                     "--tolerance", tolerance, "-q"]) == code
+
 CLASSIFIERS = ["resnet50-kaiming/ResNet-50-deploy.prototxt", "resnet101-kaiming/ResNet-101-deploy.prototxt",
                "resnet152-kaiming/ResNet-152-deploy.prototxt", "resnet50-soeaver/deploy_resnet50.prototxt",
                "resnext50-32x4d-soeaver/deploy_resnext50-32x4d.prototxt", "se-resnet50/SE-ResNet-50.prototxt",

@@ -103,8 +103,9 @@ def test_weights_out_rewrites_only_the_records_of_converted_layers(tmp_path, cap
     assert {"conv4_1_3x3", "conv4_2_3x3"} <= changed and len(changed) < len(before) / 4
 
 
-def wrong_weights(tmp_path, drop=None, reshape=None):
-    """The seed example's random weights with one layer dropped or reshaped."""
+def wrong_weights(tmp_path, drop=None, reshape=None, bias=None):
+    """The seed example's random weights with one layer dropped or reshaped, or
+    with fc10's bias (10,) replaced by `bias`: a shape, or () for no bias blob."""
     source = tmp_path / "src.caffemodel"
     main(["init-weights", str(EXAMPLE), "-o", str(source)])
     bad = tmp_path / "bad.caffemodel"
@@ -115,6 +116,8 @@ def wrong_weights(tmp_path, drop=None, reshape=None):
             arrays = [b.array() for b in layer.blobs]
             if layer.name == reshape:
                 arrays[0] = np.zeros((arrays[0].shape[0], 3, 3, 3), "f4")
+            if layer.name == "fc10" and bias is not None:
+                arrays[1:] = [np.zeros(bias, "f4")] if bias else []
             out.add(layer.name, layer.type, [caffemodel.encode_blob(a) for a in arrays])
     return bad
 
@@ -124,9 +127,18 @@ def wrong_weights(tmp_path, drop=None, reshape=None):
     ("shape", r"layer 'conv4_1_3x3': blob shape 16x3x3x3 stored, 16x16x3x3 expected"),
     ("other", r"no layer of the network has weights in it .* another network"),
     ("truncated", r"truncated or corrupt caffemodel"),
+    # a right weight beside a bias of the wrong shape or number: Caffe aborts on both
+    ("bias 1x10", r"layer 'fc10': blob shape 1x10 stored, 10 expected"),
+    ("bias 11", r"layer 'fc10': blob shape 11 stored, 10 expected"),
+    ("bias 1x1x10x1", r"layer 'fc10': blob shape 1x1x10x1 stored, 10 expected"),
+    ("no bias", r"layer 'fc10': 1 blobs stored, 2 expected"),
 ])
 def test_bad_weights_are_clear_errors(tmp_path, capsys, case, pattern):
-    if case == "missing":
+    if case.startswith("bias "):
+        weights = wrong_weights(tmp_path, bias=tuple(int(d) for d in case[5:].split("x")))
+    elif case == "no bias":
+        weights = wrong_weights(tmp_path, bias=())
+    elif case == "missing":
         weights = wrong_weights(tmp_path, drop="conv4_2_3x3")
     elif case == "shape":
         weights = wrong_weights(tmp_path, reshape="conv4_1_3x3")
@@ -150,3 +162,46 @@ def test_bad_weights_are_clear_errors(tmp_path, capsys, case, pattern):
 def test_weights_out_needs_weights(tmp_path, capsys):
     code, err = cli(capsys, EXAMPLE, "-o", tmp_path / "o", "--weights-out", tmp_path / "w")
     assert code == 2 and "--weights-out needs --weights" in err
+
+
+def _two_convolutions(tmp_path, bias_blob):
+    """A network of two convolutions (4 outputs each) and a caffemodel whose
+    second bias is the BlobProto `bias_blob`."""
+    text = net(conv("a", "data", n=4), conv("b", "a", n=4), size=9)
+    model = caffe_pb2.NetParameter()
+    rng = np.random.default_rng(0)
+    for name, shapes in expected_params(load_text(text, "x")).items():
+        record = model.layer.add(name=name, type="Convolution")
+        for shape in shapes:
+            blob = record.blobs.add()
+            blob.shape.dim.extend(shape)
+            blob.data.extend(rng.standard_normal(int(np.prod(shape))).astype("f4"))
+        if name == "b":
+            record.blobs[1].CopyFrom(bias_blob)
+    path = tmp_path / "w.caffemodel"
+    path.write_bytes(model.SerializeToString())
+    return load_text(text, "x"), path
+
+
+@pytest.mark.parametrize("dims,legacy,fits", [
+    ((4,), False, True), ((1, 1, 1, 4), True, True),     # Caffe's legacy 4-D form of (4,)
+    ((1, 4), False, False), ((1, 1, 1, 4), False, False), ((4, 1, 1, 1), True, False),
+    ((5,), False, False)])
+def test_every_blob_of_a_layer_is_checked(tmp_path, dims, legacy, fits):
+    """Caffe's Blob::ShapeEquals, blob by blob: the bias beside a right weight is
+    checked as the weight is, in the forms Caffe accepts and no others."""
+    from caffe_atrous.weights.check import check
+    blob = caffe_pb2.BlobProto()
+    if legacy:
+        blob.num, blob.channels, blob.height, blob.width = dims
+    else:
+        blob.shape.dim.extend(dims)
+    blob.data.extend([0.5] * int(np.prod(dims)))
+    loaded, path = _two_convolutions(tmp_path, blob)
+    with caffemodel.Weights(str(path)) as w:
+        report = check(loaded, w)
+    if fits:
+        assert report.matched == ["a", "b"] and not report.mismatched
+    else:
+        assert report.matched == ["a"] and [n for n, _ in report.mismatched] == ["b"]
+        assert report.mismatched[0][1].startswith("blob shape "), report.mismatched

@@ -25,7 +25,7 @@ from __future__ import annotations
 import errno
 import os
 from contextlib import contextmanager
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from .errors import AtrousError
 from .interrupts import deferred
@@ -36,9 +36,10 @@ _NO_UNNAMED = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
 
 
 @contextmanager
-def atomic_file(path: str) -> Iterator[BinaryIO]:
+def atomic_file(path: str, check: Callable[[str], None] | None = None) -> Iterator[BinaryIO]:
     """A binary file to write; it becomes `path` when the block ends without an
-    exception, and is discarded otherwise. OS errors become one AtrousError."""
+    exception (and `check`, given a path to read the complete file from, raises none),
+    and is discarded otherwise. OS errors become one AtrousError."""
     out = None
     try:
         with deferred():                         # so that `out` is known once it exists
@@ -50,6 +51,8 @@ def atomic_file(path: str) -> Iterator[BinaryIO]:
         finally:
             if not fh.closed:                    # on the way out of an error: not worth a flush
                 _close_quietly(fh)
+        if check is not None:
+            check(out.readable())
         with deferred():
             out.commit()
     except BaseException as exc:
@@ -120,6 +123,10 @@ class _Unnamed:
             return None
         return cls(fd, folder_fd, base)
 
+    def readable(self) -> str:
+        """A path to read the file from before it has a name of its own."""
+        return _proc_path(self.fd)
+
     def commit(self) -> None:
         """Give the finished file its name: linked in place, or linked to a hidden name
         and renamed over the destination that already exists."""
@@ -185,6 +192,10 @@ class _Named:
                 return cls(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp, path)
             except FileExistsError:
                 continue
+
+    def readable(self) -> str:
+        """A path to read the file from before it is renamed into place."""
+        return self._tmp
 
     def commit(self) -> None:
         """Rename the finished file over the destination."""

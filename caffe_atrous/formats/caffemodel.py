@@ -33,13 +33,15 @@ _ITEMSIZE = {"<f4": 4, "<f8": 8}
 
 class Blob:
     """One stored BlobProto: its shape and values (little-endian float32 or
-    float64, still in the mapped file), and where it lies: file[start:stop]."""
+    float64, still in the mapped file), and where it lies: file[start:stop].
+    `legacy`: the shape came from the 4-D num/channels/height/width fields."""
 
-    __slots__ = ("shape", "raw", "dtype", "start", "stop")
+    __slots__ = ("shape", "raw", "dtype", "start", "stop", "legacy")
 
     def __init__(self, shape: tuple[int, ...], raw: memoryview | bytes | None,
-                 dtype: str = "<f4", start: int = 0, stop: int = 0):
+                 dtype: str = "<f4", start: int = 0, stop: int = 0, legacy: bool = False):
         self.shape, self.raw, self.dtype, self.start, self.stop = shape, raw, dtype, start, stop
+        self.legacy = legacy
 
     def array(self):
         """The values as a read-only numpy array of `shape`, a view into the mapped file; flat
@@ -100,7 +102,7 @@ def _blob(buf, start: int, stop: int) -> Blob:
         shape = tuple(d or 0 for d in legacy)
     elif shape is None:
         shape = (len(raw) // _ITEMSIZE[dtype],) if raw is not None else (0,)
-    return Blob(shape, raw, dtype, start, stop)
+    return Blob(shape, raw, dtype, start, stop, legacy=legacy is not None)
 
 
 class Layer:

@@ -12,7 +12,7 @@ field, fork parameters included, passes through byte for byte.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..core.atomic import atomic_file
 from ..core.errors import AtrousError
@@ -39,16 +39,19 @@ Replace = Mapping[str, Sequence]
 
 
 def write_converted(net, weights: Weights, out_path: str, reshape: Reshape | None = None,
-                    replace: Replace | None = None) -> int:
+                    replace: Replace | None = None,
+                    check: Callable[[str], None] | None = None) -> int:
     """Write a caffemodel for the converted network `net` with the blobs of `weights`.
 
     Every layer of `net` with a stored record gets a V2 record, in `net`'s
     order (once per name): a stored V2 record with its definition fields taken
     from `net`, a stored V1 record as `net`'s definition and the blobs. Stored
     records of layers `net` lacks are left out. Blob shapes change only where `reshape`
-    says, values only where `replace` does. Returns the number of records written."""
+    says, values only where `replace` does. `check` gets the path of the complete
+    file before it becomes `out_path`; what it raises leaves `out_path` as it was.
+    Returns the number of records written."""
     pieces, written = plan_output(net, weights, reshape, replace)
-    with atomic_file(out_path) as fh:
+    with atomic_file(out_path, check) as fh:
         write_pieces(fh, pieces, weights)
     return written
 

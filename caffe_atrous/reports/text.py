@@ -9,6 +9,7 @@ sees what output stride 8 costs before training at it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Any
@@ -154,10 +155,29 @@ def format_changes(layers: list[dict[str, Any]]) -> str:
                      for r in rows)
 
 
-def format_cost(pair, unit: str) -> str:
-    """'0.73G -> 11.71G x16.00' for a (before, after) pair."""
-    show = (lambda v: f"{v / 1e9:.2f}G") if unit == "G" else (lambda v: f"{v / 2**20:.1f}MB")
-    a, b = ("?" if v is None else show(v) for v in pair)
+# The units of a figure: multiply-accumulates in powers of 1000, bytes in powers of 1024.
+UNITS = {"macs": (1000, ("", "K", "M", "G", "T", "P")),
+         "bytes": (1024, ("B", "KB", "MB", "GB", "TB", "PB"))}
+
+
+def format_amount(value: float, kind: str) -> str:
+    """One figure in the unit that suits it, to 3 significant digits: MACs 0, 512,
+    1.28K, 730M, 19.0G; bytes 592B, 195KB, 49.0MB. A figure never reads 0 unless it is."""
+    base, units = UNITS[kind]
+    if value < 1000:                                  # a count: exact
+        return f"{value:g}{units[0]}"
+    v, i = float(value), 0
+    while True:
+        rounded = float(f"{v:.3g}")
+        if rounded < 1000 or i == len(units) - 1:     # 999.7K reads 1.00M, not 1000K
+            break
+        v, i = v / base, i + 1
+    return f"{rounded:.{max(0, 2 - math.floor(math.log10(rounded)))}f}{units[i]}"
+
+
+def format_cost(pair, kind: str) -> str:
+    """'730M -> 11.7G x16.00' for a (before, after) pair of `kind` 'macs' or 'bytes'."""
+    a, b = ("?" if v is None else format_amount(v, kind) for v in pair)
     ratio = "" if not pair[0] or pair[1] is None else f" x{pair[1] / pair[0]:.2f}"
     return f"{a} -> {b}{ratio}"
 
@@ -177,10 +197,10 @@ def format_table(report: dict[str, Any]) -> str:
             return a if a == b else f"{a} -> {b}"
         rows.append((s["stage"], str(s["layers"]), pair(s["output_stride"]),
                      pair(s["receptive_field"]), pair(s["size"]),
-                     format_cost(s["macs"], "G"), format_cost(s["activation_bytes"], "MB")))
+                     format_cost(s["macs"], "macs"), format_cost(s["activation_bytes"], "bytes")))
     t = report["totals"]
-    rows.append(("total", "", "", "", "", format_cost(t["macs"], "G"),
-                 format_cost(t["activation_bytes"], "MB")))
+    rows.append(("total", "", "", "", "", format_cost(t["macs"], "macs"),
+                 format_cost(t["activation_bytes"], "bytes")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     if report["layers"]:

@@ -40,21 +40,26 @@ def expected_params(loaded: Loaded, input_shape=None) -> ParamShapes:
     return out
 
 
-def _fits(stored: tuple[int, ...], expected: tuple[int, ...]) -> bool:
-    """Caffe's rule: equal shapes, or a legacy 4-D blob equal to the expected
-    shape padded with leading 1s."""
-    if tuple(stored) == tuple(expected):
-        return True
-    return len(stored) == 4 and len(expected) <= 4 and \
-        tuple(stored) == (1,) * (4 - len(expected)) + tuple(expected)
+def _fits(stored: caffemodel.Blob, expected: tuple[int, ...]) -> bool:
+    """Caffe's rule (Blob::ShapeEquals): a blob stored with the legacy 4-D dims
+    equals the expected shape padded with leading 1s; one stored with `shape`
+    equals it exactly (a bias stored as 1x1x1xN is refused)."""
+    if stored.legacy:
+        return len(expected) <= 4 and tuple(stored.shape) == (1,) * (4 - len(expected)) + \
+            tuple(expected)
+    return tuple(stored.shape) == tuple(expected)
 
 
 def check(loaded: Loaded, weights: caffemodel.Weights, input_shape=None,
-          stored: dict[str, list[tuple[int, ...]]] | None = None) -> WeightsReport:
+          stored: dict[str, list[tuple[int, ...]]] | None = None,
+          params: ParamShapes | None = None) -> WeightsReport:
     """Does every layer find its blobs, with the shapes Caffe allocates? `stored`:
     the shapes to expect in the file instead, by layer (a classifier made a
-    convolution is stored as the InnerProduct it was)."""
-    expected = {**expected_params(loaded, input_shape), **(stored or {})}
+    convolution is stored as the InnerProduct it was). `params`: the shapes to
+    expect, when already known (expected_params, with `stored` applied)."""
+    if params is None:
+        params = expected_params(loaded, input_shape)
+    expected = {**params, **(stored or {})}
     stored = weights.by_name()
     report = WeightsReport()
     for name, shapes in expected.items():
@@ -62,11 +67,11 @@ def check(loaded: Loaded, weights: caffemodel.Weights, input_shape=None,
         if layer is None:
             report.missing.append(name)
             continue
-        got = [b.shape for b in layer.blobs]
+        got = layer.blobs
         if len(got) != len(shapes):
             report.mismatched.append((name, f"{len(got)} blobs stored, {len(shapes)} expected"))
         else:
-            bad = [(g, e) for g, e in zip(got, shapes) if not _fits(g, e)]
+            bad = [(g.shape, e) for g, e in zip(got, shapes) if not _fits(g, e)]
             if bad:
                 g, e = bad[0]
                 report.mismatched.append((name, f"blob shape {fmt_shape(g)} stored, "

@@ -9,6 +9,7 @@ change to the caller's matplotlib backend); text stays text in the SVG.
 from __future__ import annotations
 
 import io
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from ...analysis.cost import receptive_fields
 from ...analysis.strides import cumulative_strides
 from ...pipeline.conversion import Result
 from ...pipeline.loading import Loaded
+from ..text import UNITS
 from .model import graphs, is_in_place
 
 BEFORE, AFTER = "#7f7f7f", "#c0392b"
@@ -77,7 +79,9 @@ def _macs(ax, stages: list[dict[str, Any]]) -> None:
     names = [s["stage"] for s in stages]
     x = range(len(names))
     largest = max((v or 0 for s in stages for v in s["macs"]), default=0)
-    unit, scale = ("G", 1e9) if largest >= 1e8 else ("M", 1e6)
+    base, units = UNITS["macs"]           # the unit that puts the largest bar at 1 to 999
+    power = min(int(math.log10(largest) // 3), len(units) - 1) if largest >= 1 else 0
+    unit, scale = units[power] or "MACs", base ** power
     for i, (label, colour, shift) in enumerate((("before", BEFORE, -0.2), ("after", AFTER, 0.2))):
         values = [(s["macs"][i] or 0) / scale for s in stages]
         ax.bar([v + shift for v in x], values, width=0.4, color=colour, label=label)

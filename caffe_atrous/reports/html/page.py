@@ -63,11 +63,12 @@ def stage_table(report: dict[str, Any], picture: Picture) -> str:
     for s in report["stages"]:
         cells = [_e(s["stage"]), _link(s["first_layer"], picture), str(s["layers"]),
                  _pair(s["output_stride"]), _pair(s["receptive_field"]), _pair(s["size"]),
-                 _e(format_cost(s["macs"], "G")), _e(format_cost(s["activation_bytes"], "MB"))]
+                 _e(format_cost(s["macs"], "macs")),
+                 _e(format_cost(s["activation_bytes"], "bytes"))]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     t = report["totals"]
-    rows.append(f'<tr><th colspan="6">total</th><th>{_e(format_cost(t["macs"], "G"))}</th>'
-                f'<th>{_e(format_cost(t["activation_bytes"], "MB"))}</th></tr>')
+    rows.append(f'<tr><th colspan="6">total</th><th>{_e(format_cost(t["macs"], "macs"))}</th>'
+                f'<th>{_e(format_cost(t["activation_bytes"], "bytes"))}</th></tr>')
     return "<table>\n" + "\n".join(rows) + "\n</table>"
 
 
