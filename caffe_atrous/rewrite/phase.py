@@ -5,8 +5,9 @@
              (rules.py, heads.py for classifiers, regrid.py for pyramid
              poolings, resizes and unknown types)
     then     multi-grid rates, "same" padding where branches no longer meet,
-             resizes that follow a grid that grew, the size check, and what
-             is not exact (exactness.py)
+             "same" padding everywhere with --align (align.py), resizes that
+             follow a grid that grew, the size check, and what is not exact
+             (exactness.py)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..analysis.shapes import infer_shapes
 from ..core.errors import ConversionWarning
 from ..graph.records import LayerSpec
 from ..graph.graph import Graph
-from . import joins, regrid, rules
+from . import align, joins, regrid, rules
 from .changes import LayerChange, Options
 from .dilate import EXACT, SEED
 from .exactness import inexact_reason
@@ -174,7 +175,13 @@ def plan_phase(g: Graph, opts: Options) -> PhasePlan:
     if opts.mode == SEED:
         repadded, fits = _repad(ctx, changes, windows, opts.input_shape)
         warnings += repadded
+    rounded: list[int] = []
+    if opts.align:
+        done = align.align_phase(g, windows, ctx.made_global | set(grids.geometry(g).bins))
+        warnings += align.record(g, changes, windows, done)
+        rounded, fits = done.round_down, fits and not (done.windows or done.round_down)
     sizing, follow = regrid.sizing_graph(ctx)
+    sizing = align.rounded_down(sizing, rounded)
     bins = any(i in windows for i in grids.geometry(g).bins)
     if follow or bins or not fits:      # else the re-padding sized this very graph already
         shapes = joins.check_sizes(sizing, windows, ctx.made_global, undilated, opts.input_shape)
