@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ..analysis.shapes import fmt_shape
 from ..core.errors import ConversionWarning
 from ..core.window import Window, fmt_pair
 from ..graph.graph import Graph
@@ -96,10 +97,25 @@ def _candidates(g: Graph, windows: dict[int, Window], skip: set[int]):
             yield layer, w
 
 
-def align_phase(g: Graph, windows: dict[int, Window], skip: set[int]) -> Alignment:
+def _whole_map(g: Graph, shapes0: dict) -> set[int]:
+    """Poolings whose window covers their whole input (ResNet's pool5, 7x7 on 7x7):
+    global in effect, and what a classifier after them was trained on."""
+    out = set()
+    for layer in g.layers:
+        if layer.pool is not None and layer.window is not None:
+            x, y = shapes0.get(g.bottoms(layer)[0]), shapes0.get(g.tops(layer)[0])
+            if x and y and len(x) == len(y) == 4 and y[2:] == (1, 1) != x[2:]:
+                out.add(layer.index)
+    return out
+
+
+def align_phase(g: Graph, windows: dict[int, Window], skip: set[int],
+                shapes0: dict | None = None) -> Alignment:
     """Align every decided window of the phase `g` (`windows`: the new windows by
-    layer index; `skip`: poolings made global, pyramid-pooling bins)."""
+    layer index; `skip`: poolings made global, pyramid-pooling bins; `shapes0`: the
+    original shapes, which name the poolings that cover their whole map)."""
     out = Alignment({}, [], [])
+    skip = skip | _whole_map(g, shapes0 or {})
     for layer, w in _candidates(g, windows, skip):
         pool = layer.pool
         a = align_window(w, pool is not None, pool is not None and pool.ceil_mode)
@@ -126,6 +142,26 @@ def _even(w: Window, axes: tuple[int, ...]) -> str:
     axis = ("height", "width")[axes[0]]
     return (f"{kernel} is even along its {axis} (no centre), so no pad aligns it there: that "
             f"axis keeps pad {w.pad[axes[0]]}")
+
+
+def check_classifiers(ctx, changes: dict[int, LayerChange], sizing: Graph, shapes: dict) -> None:
+    """An InnerProduct (not made a convolution) whose input --align resized would no
+    longer fit its weights: refused, as rules.py refuses one whose input grows.
+    `sizing` is the graph the converted `shapes` were computed on."""
+    g = ctx.graph
+    resized = {l.index: l for l in sizing.layers}
+    for layer in g.layers:
+        c = changes.get(layer.index)
+        if layer.ip is None or not layer.bottoms or (c is not None and c.head is not None):
+            continue
+        x = g.bottoms(layer)[0]
+        before, after = ctx.shapes0.get(x), shapes.get(sizing.bottoms(resized[layer.index])[0])
+        if before is None or after is None or before == after:
+            continue
+        raise ctx.fail(layer, f"InnerProduct reads '{x.name}', which --align resizes from "
+                       f"{fmt_shape(before[1:])} to {fmt_shape(after[1:])}, so its weights "
+                       "would no longer fit; make it a convolution with --fc-to-conv, or drop "
+                       "the classifier head with --truncate-after LAYER (the last layer to keep)")
 
 
 def rounded_down(g: Graph, indices: list[int]) -> Graph:

@@ -177,14 +177,15 @@ def plan_phase(g: Graph, opts: Options) -> PhasePlan:
         warnings += repadded
     rounded: list[int] = []
     if opts.align:
-        done = align.align_phase(g, windows, ctx.made_global | set(grids.geometry(g).bins))
-        warnings += align.record(g, changes, windows, done)
-        rounded, fits = done.round_down, fits and not (done.windows or done.round_down)
+        aligned, rounded = _align(ctx, changes, windows)
+        warnings, fits = warnings + aligned, fits and not aligned
     sizing, follow = regrid.sizing_graph(ctx)
     sizing = align.rounded_down(sizing, rounded)
     bins = any(i in windows for i in grids.geometry(g).bins)
     if follow or bins or not fits:      # else the re-padding sized this very graph already
         shapes = joins.check_sizes(sizing, windows, ctx.made_global, undilated, opts.input_shape)
+        if opts.align:
+            align.check_classifiers(ctx, changes, sizing, shapes)
         if follow or bins:
             sizes, rebinned = regrid.follow_sizes(ctx, sizing, follow, shapes, windows)
             _follow_sizes(ctx, changes, sizes)
@@ -230,6 +231,16 @@ def _repad(ctx: rules.RuleContext, changes: dict[int, LayerChange], windows: dic
                                      f"{names} re-padded to 'same' (as published Inception "
                                      "backbones do; not exact)"))
     return out, fits
+
+
+def _align(ctx: rules.RuleContext, changes: dict[int, LayerChange],
+           windows: dict) -> tuple[list[ConversionWarning], list[int]]:
+    """--align (align.py) on the decided windows: the warnings, the poolings that
+    now round down."""
+    g = ctx.graph
+    done = align.align_phase(g, windows, ctx.made_global | set(grids.geometry(g).bins),
+                             ctx.shapes0)
+    return align.record(g, changes, windows, done), done.round_down
 
 
 def _unchanged(layer: LayerSpec) -> LayerChange:
