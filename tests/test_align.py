@@ -249,6 +249,15 @@ def test_with_other_options(opts):
     assert _misaligned(r.text, size) == []
 
 
+def test_at_a_coarser_output_stride():
+    dense = convert(EXAMPLE.read_text(), output_stride=8).text
+    for os_ in (16, 32):
+        for mode in ("seed", "exact"):
+            r = convert(dense, output_stride=os_, mode=mode, align=True)
+            assert r.plan.stride_after == os_
+            assert _misaligned(r.text, 129) == _misaligned(r.text, 130) == [], (os_, mode)
+
+
 def test_with_multi_grid():
     text = net(conv("x", "data", k=3, s=2, p=0),
                conv("a_2", "x"), layer("a_sum", "Eltwise", ["a_2", "x"]),
