@@ -16,10 +16,12 @@ ceil_mode: false), as soeaver's aligned Inception-v4 backbones do.
 Left as they are, and named in a warning: an even effective kernel (a 2x2
 pooling: no centre, no "same" pad); a STOCHASTIC pooling (Caffe pads only MAX and
 AVE). Left as they are, silently: pads already "same" or larger, Deconvolutions
-(their pad crops an upsampled map), global poolings and the bins of a pyramid
-pooling (which tile the map). "Same" pad is always below the kernel, as Caffe
-requires of a pooling's pad. None of this touches a parameter blob, so the
-weights still fit; the re-padded layers are not exact (exactness.py names them).
+(their pad crops an upsampled map), global poolings, poolings that cover their
+whole map (ResNet's pool5) and the bins of a pyramid pooling (which tile the
+map). "Same" pad is always below the kernel, as Caffe requires of a pooling's
+pad. None of this touches a parameter blob, so the weights still fit, except an
+InnerProduct's whose input --align resizes: that is refused (check_classifiers).
+The re-padded layers are not exact (exactness.py names them).
 """
 
 from __future__ import annotations
