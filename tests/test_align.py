@@ -22,7 +22,8 @@ from caffe_atrous.pipeline.loading import load_text
 from caffe_atrous.rewrite.align import align_window, same_pad
 from caffe_atrous.verification.compare import diagnose
 
-from conftest import EXAMPLE, conv, convert, layer, layers_by_name, net, pool, windows, zoo_text
+from conftest import (EXAMPLE, conv, convert, layer, layers_by_name, net, pool, windows,
+                      zoo_path, zoo_text)
 
 INCEPTION = "inception-v3-soeaver/deploy_inception-v3.prototxt"
 SAME = "'same' padding (--align): the grid is aligned with the image"
@@ -182,6 +183,22 @@ def test_a_fork_that_says_ceil_mode_gets_ceil_mode_false():
     r = convert(net(conv("c1", "data"), pool("p1", "c1", k=3, s=2, extra="ceil_mode: true")),
                 output_stride=2, align=True)
     assert "ceil_mode: false" in r.text and "round_mode" not in r.text
+
+
+def test_a_fork_whose_pooling_cannot_round_down_refuses_it(tmp_path, monkeypatch):
+    """PSPNet's, DeepLab's, R-FCN's and SSD's Caffe always round a pooling up (their
+    caffe.proto has neither round_mode nor ceil_mode): with it as --proto, a strided
+    pooling --align needs rounded down is an error naming it; the rest still aligns."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))        # protoc's cache
+    proto = zoo_path("_proto/pspnet-hszhao.proto")
+    head = 'name: "t"\ninput: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 64\ninput_dim: 64\n'
+    strided = head + conv("c1", "data", k=3, s=2, p=0) + pool("p1", "c1", k=3, s=2)
+    with pytest.raises(AtrousError, match=r"layer 'p1': this schema's pooling_param has neither "
+                       r"round_mode nor ceil_mode"):
+        ca.convert(strided, 4, align=True, proto=proto, warn=False)
+    plain = head + conv("c1", "data", k=3, s=2, p=0) + pool("p1", "c1", k=3, s=1)
+    assert windows(ca.convert(plain, 2, align=True, proto=proto, warn=False).text)["p1"] == \
+        Window((3, 3), pad=(1, 1))
 
 
 def test_a_whole_map_pooling_and_its_classifier_are_left_alone():
