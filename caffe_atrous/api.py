@@ -90,7 +90,8 @@ def _load(net, proto, name: str | None) -> _Input:
 def options(output_stride: int | None = 8, *, from_layer: str | None = None, exact: bool = False,
             multi_grid: Sequence[int] | None = None, fc_to_conv: bool = False,
             decimate: Sequence[int] | None = None, input_shape: Sequence[int] | None = None,
-            assume_same_grid: Sequence[str] = (), weights_follow: bool = False) -> Options:
+            assume_same_grid: Sequence[str] = (), align: bool = False,
+            weights_follow: bool = False) -> Options:
     """The planner's Options from the keyword arguments of `convert`, checked as the
     command line checks its flags (pipeline/values.py)."""
     def check(name, check_, v):
@@ -109,15 +110,16 @@ def options(output_stride: int | None = 8, *, from_layer: str | None = None, exa
                    decimate=check("decimate", values.decimation, decimate),
                    weights_follow=weights_follow,
                    assume_same_grid=check("assume_same_grid", values.names,
-                                          list(assume_same_grid) or None) or ())
+                                          list(assume_same_grid) or None) or (),
+                   align=bool(align))
 
 
 def convert(net, output_stride: int | None = 8, *, from_layer: str | None = None,
             exact: bool = False, multi_grid: Sequence[int] | None = None,
             fc_to_conv: bool = False, decimate: Sequence[int] | None = None,
             truncate_after: str | None = None, input_shape: Sequence[int] | None = None,
-            assume_same_grid: Sequence[str] = (), proto=None, weights=None, weights_out=None,
-            keep_layout: bool = True, name: str | None = None,
+            assume_same_grid: Sequence[str] = (), align: bool = False, proto=None,
+            weights=None, weights_out=None, keep_layout: bool = True, name: str | None = None,
             warn: bool = True) -> Conversion:
     """Convert a network to `output_stride` (or from the layer `from_layer` on).
 
@@ -129,6 +131,9 @@ def convert(net, output_stride: int | None = 8, *, from_layer: str | None = None
     truncate_after    drop every layer after this one
     input_shape       (N, C, H, W) to reason with when the file gives none
     assume_same_grid  layer types, unknown to caffe_atrous, that keep their input's grid
+    align             "same" padding for every kernel larger than 1 (strided poolings
+                      round down), so that each map is ceil(input / stride), aligned
+                      with the image; not exact, the weights still fit
     proto             a fork's caffe.proto to read and write with
     weights           a caffemodel: checked against the converted network now (an
                       AtrousError when it does not fit; the WeightsReport is
@@ -142,7 +147,8 @@ def convert(net, output_stride: int | None = 8, *, from_layer: str | None = None
     loaded = truncate(got.loaded, truncate_after) if truncate_after else got.loaded
     opts = options(output_stride, from_layer=from_layer, exact=exact, multi_grid=multi_grid,
                    fc_to_conv=fc_to_conv, decimate=decimate, input_shape=input_shape,
-                   assume_same_grid=assume_same_grid, weights_follow=weights_out is not None)
+                   assume_same_grid=assume_same_grid, align=align,
+                   weights_follow=weights_out is not None)
     if weights_out is not None and weights is None:
         raise UsageError("weights_out needs weights, the original caffemodel")
     conv = Conversion(convert_loaded(loaded, opts, layout=keep_layout), got, opts)

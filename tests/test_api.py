@@ -21,8 +21,9 @@ PUBLIC = {
                "exact: 'bool' = False, multi_grid: 'Sequence[int] | None' = None, "
                "fc_to_conv: 'bool' = False, decimate: 'Sequence[int] | None' = None, "
                "truncate_after: 'str | None' = None, input_shape: 'Sequence[int] | None' = None, "
-               "assume_same_grid: 'Sequence[str]' = (), proto=None, weights=None, "
-               "weights_out=None, keep_layout: 'bool' = True, name: 'str | None' = None, "
+               "assume_same_grid: 'Sequence[str]' = (), align: 'bool' = False, proto=None, "
+               "weights=None, weights_out=None, keep_layout: 'bool' = True, "
+               "name: 'str | None' = None, "
                "warn: 'bool' = True) -> 'Conversion'",
     "verify": "(original, converted, weights, *, new_weights=None, blob: 'str | None' = None, "
               "input_shape: 'Sequence[int] | None' = None, engine: 'str' = 'auto', "

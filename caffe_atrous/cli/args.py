@@ -137,6 +137,11 @@ def _add_conversion(p: argparse.ArgumentParser) -> None:
                    help="a layer type caffe_atrous does not know that keeps its input's grid "
                         "(elementwise, like ReLU); without it such a layer is named in a warning, "
                         "and --exact refuses it (repeatable)")
+    p.add_argument("--align", action="store_true", default=None,
+                   help="'same' padding for every convolution and pooling with a kernel larger "
+                        "than 1 (strided poolings round down), so that each map is "
+                        "ceil(input / stride), aligned with the image; at any output stride, "
+                        "the network's own included; not exact, the weights still fit")
     p.add_argument("--multi-grid", type=_grid, metavar="R1,R2,...",
                    help="DeepLab v3 unit rates for the last stage, times the stage's rate "
                         "(output stride 16 with 1,2,4 gives 2,4,8)")

@@ -67,7 +67,7 @@ def _merge_config(args: argparse.Namespace) -> argparse.Namespace:
             setattr(args, dest, value)
     defaults = {"output_stride": None if args.from_layer else 8, "exact": False, "quiet": False,
                 "verbose": False, "report": False, "diff": False, "canonical": False,
-                "fc_to_conv": False}
+                "fc_to_conv": False, "align": False}
     for dest, value in defaults.items():
         if getattr(args, dest) is None:
             setattr(args, dest, value)
@@ -89,7 +89,8 @@ def _convert(args: argparse.Namespace) -> api.Conversion:
                        from_layer=args.from_layer, exact=args.exact, multi_grid=args.multi_grid,
                        fc_to_conv=args.fc_to_conv, decimate=args.decimate,
                        truncate_after=args.truncate_after, input_shape=args.input_shape,
-                       assume_same_grid=tuple(args.assume_same_grid or ()), proto=args.proto,
+                       assume_same_grid=tuple(args.assume_same_grid or ()), align=args.align,
+                       proto=args.proto,
                        keep_layout=not args.canonical, warn=False,
                        name="<stdin>" if args.input == "-" else args.input,
                        weights=args.weights, weights_out=None if args.check else args.weights_out)

@@ -44,6 +44,7 @@ class MessagePatch(NamedTuple):
     to_conv: ConvHead | None = None
     resize_to: Pair | None = None       # Interp height/width, Upsample upsample_h/_w
     zoom: Pair | None = None            # Interp (zoom_factor, shrink_factor)
+    round_down: bool = False            # Pooling: round_mode FLOOR (a fork's ceil_mode: false)
 
 
 # ----------------------------------------------------------------- reading --
@@ -166,6 +167,20 @@ def _write_pool(p, w: Window, style: frozenset = frozenset()) -> None:
     _set_axes(p, "pad", w.pad, 0, False, "pool.pad" in style)
 
 
+def _round_down(p) -> None:
+    """A pooling whose output size rounds down: `ceil_mode: false` where the layer
+    already says ceil_mode (a fork's, OpenCV's), else BVLC's `round_mode: FLOOR`."""
+    fields = p.DESCRIPTOR.fields_by_name
+    if has(p, "ceil_mode") or ("ceil_mode" in fields and "round_mode" not in fields):
+        p.ceil_mode = False
+    elif "round_mode" in fields:
+        p.round_mode = fields["round_mode"].enum_type.values_by_name["FLOOR"].number
+    else:
+        raise AtrousError("this schema's pooling_param has neither round_mode nor ceil_mode, so "
+                          "the pooling cannot round its size down as --align needs; convert "
+                          "without --align, or with a caffe.proto that has round_mode")
+
+
 def _write_head(layer, head: ConvHead) -> None:
     """InnerProduct -> Convolution: type, convolution_param from inner_product_param."""
     ip = layer.inner_product_param
@@ -209,6 +224,8 @@ def _apply(layer, e: MessagePatch, style: frozenset) -> None:
             _write_conv(layer.convolution_param, e.window, style)
         else:
             _write_pool(layer.pooling_param, e.window, style)
+    if e.round_down:
+        _round_down(layer.pooling_param)
     if e.global_pooling:
         p = layer.pooling_param
         for f in ("kernel_size", "kernel_h", "kernel_w", "stride", "stride_h", "stride_w",

@@ -3,7 +3,8 @@
 Names, order and types of the layers (an InnerProduct made a convolution
 excepted), kernel shapes, num_output, group, the shape of every parameter blob
 Caffe allocates, the written text equal to the converted network, and that
-converting the output again at its own output stride changes nothing.
+converting the output again at its own output stride (with --align again when
+it was aligned) changes nothing.
 
 The check doubles the cost of a conversion, so it runs only where the
 environment asks for it (CAFFE_ATROUS_CHECK_INVARIANTS=1): the tests set it for
@@ -84,7 +85,7 @@ def check(loaded: Loaded, result, opts: Options, convert: Callable) -> None:
     stride = result.plan.stride_after
     if stride.denominator == 1:
         again = convert(after, Options(output_stride=int(stride), mode=opts.mode,
-                                       input_shape=opts.input_shape), False)
+                                       input_shape=opts.input_shape, align=opts.align), False)
         if again.plan.changes:
             raise _broken(f"converting the output again changes "
                           f"'{again.plan.ordered()[0].layer.name}'")

@@ -51,6 +51,7 @@ KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "fc-to-conv": ("fc_to_conv", values.flag),
     "decimate": ("decimate", values.decimation),
     "assume-same-grid": ("assume_same_grid", values.names),
+    "align": ("align", values.flag),
     "truncate-after": ("truncate_after", values.text),
     "input-shape": ("input_shape", values.input_shape),
     "weights": ("weights", values.text),

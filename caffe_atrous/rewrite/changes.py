@@ -45,6 +45,7 @@ class Options(NamedTuple):
     decimate: tuple[int, int] | None = None      # (taps, channels) of the heads
     weights_follow: bool = False                 # --weights-out writes the caffemodel
     assume_same_grid: tuple[str, ...] = ()       # layer types the user vouches keep the grid
+    align: bool = False                          # "same" padding everywhere (align.py)
 
 
 class LayerChange:
@@ -54,7 +55,7 @@ class LayerChange:
     dataclasses costs a tenth of a conversion.)"""
 
     FIELDS = ("after", "make_global", "clear_engine", "spatial_scale", "param_str", "prior_step",
-              "head", "resize_to", "zoom", "reasons")
+              "head", "resize_to", "zoom", "round_down", "reasons")
     __slots__ = FIELDS + ("layer", "before")
 
     def __init__(self, after: Window | None = None, make_global: bool = False,
@@ -62,7 +63,8 @@ class LayerChange:
                  param_str: tuple[str, str] | None = None,
                  prior_step: dict[str, tuple[float, float]] | None = None,
                  head: Head | None = None, resize_to: tuple[Pair, Pair] | None = None,
-                 zoom: tuple[Pair, Pair] | None = None, reasons: list[str] | None = None, *, layer: LayerSpec | None = None,
+                 zoom: tuple[Pair, Pair] | None = None, round_down: bool = False,
+                 reasons: list[str] | None = None, *, layer: LayerSpec | None = None,
                  before: Window | None = None):
         self.after = after
         self.make_global = make_global
@@ -73,6 +75,7 @@ class LayerChange:
         self.head = head
         self.resize_to = resize_to
         self.zoom = zoom                        # Interp (zoom, shrink) before and after
+        self.round_down = round_down            # a pooling's size rounds down (--align)
         self.reasons = [] if reasons is None else reasons
         self.layer = layer
         self.before = before
@@ -100,13 +103,14 @@ class LayerChange:
             prior_step={k: v[1] for k, v in self.prior_step.items()} if self.prior_step else None,
             resize_to=self.resize_to[1] if self.resize_to else None,
             zoom=self.zoom[1] if self.zoom else None,
+            round_down=self.round_down,
         )
 
     def key(self) -> tuple:
         """What the change does, for comparing the same layer across phases."""
         steps = None if self.prior_step is None else sorted(self.prior_step.items())
         return (self.after, self.make_global, self.clear_engine, self.spatial_scale,
-                self.param_str, self.head, steps, self.resize_to, self.zoom)
+                self.param_str, self.head, steps, self.resize_to, self.zoom, self.round_down)
 
 
 class Plan:

@@ -11,8 +11,9 @@ m-th position equals the original's. A layer breaks that when
     a global pooling averages a denser map (squeeze-and-excitation, pool5);
     a Deconvolution, Interp or Crop reads a denser blob (its geometry counts
         pixels of the original resolution);
-    a branch re-padded to "same" so a join's inputs meet (joins.py): its
-        pad differs from both conventions';
+    a branch re-padded to "same" so a join's inputs meet (joins.py), or
+        every layer with --align (align.py): its pad differs from both
+        conventions';
     a classifier made a convolution (heads.py) with "same" padding (its
         windows are centred on each position, not starting there) or
         decimated (DeepLab-LargeFOV: other taps, other dilation).
@@ -47,8 +48,8 @@ def _conv(layer: LayerSpec, after: Window, m: Pair) -> str | None:
         return notes[0] if notes else None
     seed_w = dilate_conv(w0, m, r, SEED)[0]
     if after.pad != seed_w.pad and after.dilation == seed_w.dilation:
-        return (f"re-padded to 'same' (pad {fmt_pair(after.pad)}) so the branches of a join "
-                f"meet, where the exact rule gives dilation {fmt_pair(exact.dilation)}, pad "
+        return (f"re-padded to 'same' (pad {fmt_pair(after.pad)}: a join's branches, or "
+                f"--align), where the exact rule gives dilation {fmt_pair(exact.dilation)}, pad "
                 f"{fmt_pair(exact.pad)}")
     seed = " (the seed convention)" if after == seed_w else ""
     return (f"dilation {fmt_pair(after.dilation)}, pad {fmt_pair(after.pad)} where the exact rule "
@@ -87,8 +88,8 @@ def _pool(layer: LayerSpec, after: Window | None, made_global: bool, m: Pair) ->
         return (f"pooling {fmt_pair(w0.kernel)} became {fmt_pair(after.kernel)} (DeepLab/SSD "
                 "convention; --exact gives it stride 1 instead)")
     if after.pad != w0.pad:
-        return (f"pooling re-padded from {fmt_pair(w0.pad)} to 'same' (pad {fmt_pair(after.pad)}) "
-                "so the branches of a join meet")
+        return (f"pooling re-padded from {fmt_pair(w0.pad)} to 'same' (pad {fmt_pair(after.pad)}: "
+                "a join's branches, or --align)")
     if dense and w0.kernel != (1, 1):
         return (f"pooling {fmt_pair(w0.kernel)} over a {fmt_density(m)} blob (Caffe pooling "
                 "has no dilation)")

@@ -5,8 +5,9 @@
              (rules.py, heads.py for classifiers, regrid.py for pyramid
              poolings, resizes and unknown types)
     then     multi-grid rates, "same" padding where branches no longer meet,
-             resizes that follow a grid that grew, the size check, and what
-             is not exact (exactness.py)
+             "same" padding everywhere with --align (align.py), resizes that
+             follow a grid that grew, the size check, and what is not exact
+             (exactness.py)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..analysis.shapes import infer_shapes
 from ..core.errors import ConversionWarning
 from ..graph.records import LayerSpec
 from ..graph.graph import Graph
-from . import joins, regrid, rules
+from . import align, joins, regrid, rules
 from .changes import LayerChange, Options
 from .dilate import EXACT, SEED
 from .exactness import inexact_reason
@@ -174,10 +175,17 @@ def plan_phase(g: Graph, opts: Options) -> PhasePlan:
     if opts.mode == SEED:
         repadded, fits = _repad(ctx, changes, windows, opts.input_shape)
         warnings += repadded
+    rounded: list[int] = []
+    if opts.align:
+        aligned, rounded = _align(ctx, changes, windows)
+        warnings, fits = warnings + aligned, fits and not aligned
     sizing, follow = regrid.sizing_graph(ctx)
+    sizing = align.rounded_down(sizing, rounded)
     bins = any(i in windows for i in grids.geometry(g).bins)
     if follow or bins or not fits:      # else the re-padding sized this very graph already
         shapes = joins.check_sizes(sizing, windows, ctx.made_global, undilated, opts.input_shape)
+        if opts.align:
+            align.check_classifiers(ctx, changes, sizing, shapes)
         if follow or bins:
             sizes, rebinned = regrid.follow_sizes(ctx, sizing, follow, shapes, windows)
             _follow_sizes(ctx, changes, sizes)
@@ -223,6 +231,16 @@ def _repad(ctx: rules.RuleContext, changes: dict[int, LayerChange], windows: dic
                                      f"{names} re-padded to 'same' (as published Inception "
                                      "backbones do; not exact)"))
     return out, fits
+
+
+def _align(ctx: rules.RuleContext, changes: dict[int, LayerChange],
+           windows: dict) -> tuple[list[ConversionWarning], list[int]]:
+    """--align (align.py) on the decided windows: the warnings, the poolings that
+    now round down."""
+    g = ctx.graph
+    done = align.align_phase(g, windows, ctx.made_global | set(grids.geometry(g).bins),
+                             ctx.shapes0)
+    return align.record(g, changes, windows, done), done.round_down
 
 
 def _unchanged(layer: LayerSpec) -> LayerChange:
