@@ -10,7 +10,7 @@ from caffe_atrous.analysis import coarsen
 from caffe_atrous.core.errors import AtrousError
 from caffe_atrous.core.window import Window
 from caffe_atrous.pipeline.loading import load_text
-from conftest import EXAMPLE, convert, windows, zoo_text
+from conftest import EXAMPLE, convert, windows, zoo_path, zoo_text
 
 PSP50 = "pspnet50-ade20k/pspnet50_ADE20K_473.prototxt"
 PSP101 = "pspnet101-voc2012/pspnet101_VOC2012_473.prototxt"
@@ -19,6 +19,11 @@ LARGEFOV = "deeplabv1-largefov/test.prototxt"
 ASPP_L = "deeplabv2-vgg16-aspp-l/test.prototxt"
 R50 = "resnet50-kaiming/ResNet-50-deploy.prototxt"
 MOBILENET = "mobilenet-v1-shicai/mobilenet_deploy.prototxt"
+RESNEXT = "resnext50-32x4d-soeaver/deploy_resnext50-32x4d.prototxt"
+# The zoo's classifiers whose every stride sits on a convolution with a kernel over 1 (a 1x1
+# projection beside it): they come back layer for layer. The others put a stride on a 1x1
+# (Kaiming's and SE-ResNets, soeaver's ResNet-50) or on a pooling (VGG, GoogLeNet, Inception,
+# AlexNet): their strides come back on the 3x3 after it (checked below for ResNet-50).
 DENSE = [PSP50, PSP101, DEEPLAB2, LARGEFOV, ASPP_L]
 
 
@@ -39,7 +44,7 @@ def test_the_seed_documents_after_becomes_its_before():
     assert w["conv4_1_1x1_reduce"] == W(1, 2) and w["conv4_1_3x3"] == W(3, 1, 1, 1)
 
 
-@pytest.mark.parametrize("rel", [None, MOBILENET])
+@pytest.mark.parametrize("rel", [None, MOBILENET, RESNEXT])
 def test_to_8_and_back_gives_the_classifier_layer_for_layer(rel):
     text = EXAMPLE.read_text() if rel is None else zoo_text(rel)
     before = windows(text)
@@ -187,3 +192,45 @@ def test_resnet50_made_coarser_again_runs_and_verifies_in_caffe(tmp_path):
     check = caffe.run("-m", "caffe_atrous", "verify", dense, out["exact"], weights, "--engine",
                       "caffe", "--input-shape", "1,3,225,225")
     assert "PASS" in caffe_env.check(check, "verify --engine caffe, coarser")
+
+
+# -- the rest of the tool, in the new direction ----------------------------------------
+
+def test_the_command_line_works_the_same_way_made_coarser(tmp_path, capsys):
+    """--weights/--weights-out, --report, --diff, --check, presets and --proto on a
+    dense network made coarser."""
+    from caffe_atrous.cli import main
+    dense, weights = tmp_path / "dense.prototxt", tmp_path / "dense.caffemodel"
+    dense.write_text(convert(EXAMPLE.read_text(), output_stride=8).text)
+    assert main(["init-weights", str(dense), "-o", str(weights), "-q"]) == 0
+    out, wout = tmp_path / "os16.prototxt", tmp_path / "os16.caffemodel"
+    assert main([str(dense), "-o", str(out), "--output-stride", "16", "--weights", str(weights),
+                 "--weights-out", str(wout), "--report"]) == 0
+    err = capsys.readouterr().err
+    assert "converted 4 layers: output stride 8 -> 16" in err and "0 mismatched" in err
+    assert "stride x2 put back" in err and wout.stat().st_size > 0
+    assert main([str(dense), "-o", str(out), "--output-stride", "16", "--check"]) == 0
+    assert main([str(dense), "-o", "-", "--output-stride", "16", "--diff", "-q"]) == 0
+    diff = capsys.readouterr().out
+    assert "-    pad: 2\n" in diff and "+    stride: 2\n" in diff
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("output-stride: 16\nexact: true\n")
+    assert main([str(dense), "-o", str(tmp_path / "p.prototxt"), "--config", str(cfg), "-q"]) == 0
+    assert windows((tmp_path / "p.prototxt").read_text())["conv4_1_1x1_reduce"].stride == (2, 2)
+    proto = tmp_path / "bvlc.proto"
+    proto.write_text(zoo_path("_proto/bvlc.proto").read_text())
+    pytest.importorskip("grpc_tools")
+    assert main([str(dense), "-o", str(tmp_path / "b.prototxt"), "--output-stride", "16",
+                 "--proto", str(proto), "-q"]) == 0
+    assert windows((tmp_path / "b.prototxt").read_text()) == windows(out.read_text())
+
+
+def test_the_html_report_draws_a_network_made_coarser(tmp_path):
+    from test_report_html import write_page
+    dense = tmp_path / "dense.prototxt"
+    dense.write_text(convert(EXAMPLE.read_text(), output_stride=8).text)
+    page = write_page(dense, tmp_path / "page.html", "--output-stride", "16")
+    assert "conv4_1_3x3" in page and "<svg" in page
+    assert '<td class="geometry">k3 s1 p2 d2</td><td class="geometry">k3 s2 p1 d1</td>' in page
+    assert 'id="layer-conv4_1_3x3" class="node changed"' in page or \
+        'conv4_1_3x3" class="node changed"' in page

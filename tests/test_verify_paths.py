@@ -142,3 +142,18 @@ def test_a_pyramid_pooling_network_verifies_on_its_backbone(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "compared blob 'c4'" in out and "(the declared size: 'p1i' needs it)" in out
     assert "PASS" in out
+
+
+def test_vgg16_made_fully_convolutional_verifies_without_an_input_shape(tmp_path, capsys):
+    """The published VGG16 after FCN's net surgery (--fc-to-conv at its own output stride):
+    verify runs it at the 224x224 its fc6 needs, with the converted caffemodel."""
+    from conftest import zoo_path
+    orig = zoo_path("vgg16-ilsvrc/VGG_ILSVRC_16_layers_deploy.prototxt")
+    w, new, w2 = tmp_path / "vgg.caffemodel", tmp_path / "vgg_fcn.prototxt", tmp_path / "fcn.caffemodel"
+    assert main(["init-weights", str(orig), "-o", str(w), "-q"]) == 0
+    assert main([str(orig), "-o", str(new), "--fc-to-conv", "--exact", "--output-stride", "32",
+                 "--weights", str(w), "--weights-out", str(w2), "-q"]) == 0
+    assert main(["verify", str(orig), str(new), str(w), "--new-weights", str(w2),
+                 "--engine", "opencv"]) == 0
+    out = capsys.readouterr().out
+    assert "x3x224x224 (the declared size: 'fc6' needs it)" in out and "PASS" in out

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import runners
+from .choices import aligned, choose_blob, choose_input, image_blob, size_fixed_by
 from ..analysis import strides as st
 from ..analysis.cost import receptive_fields
 from ..analysis.shapes import fmt_shape, infer_shapes
 from ..pipeline.loading import Loaded, load_text, read_text, truncate
 from ..formats import netspec, prototxt
-from ..analysis import grids
-from ..graph.records import DataShapes, Reshape
 from ..core.errors import AtrousError, ConversionWarning, UsageError
 from ..graph.graph import Graph
 from ..rewrite.exactness import inexact_reason
@@ -124,86 +123,6 @@ def diagnose(orig: Graph, new: Graph, s0, s1) -> list[tuple[int, ConversionWarni
     return found
 
 
-def _aligned(size: int, stride: int) -> bool:
-    return (size - 1) % stride == 0
-
-
-def _declared_shape(image) -> tuple | None:
-    if image.producer is None:
-        return image.shape
-    source = image.producer.params
-    index = list(image.producer.tops).index(image.name)
-    return source.shape(index) if isinstance(source, DataShapes) else None
-
-
-def _size_fixed_by(graph: Graph) -> str | None:
-    """The first layer whose parameters fix the input size the network runs at: an
-    InnerProduct over a spatial map, a resize to a fixed size, a Reshape to fixed sizes."""
-    strides = st.cumulative_strides(graph)
-    for layer in graph.layers:
-        bottoms = graph.bottoms(layer)
-        spatial = bool(bottoms) and strides.get(bottoms[0]) is not None
-        if (layer.ip is not None and spatial) or \
-                (grids.is_resampler(layer) and grids.fixed_size(layer) is not None) or \
-                (isinstance(layer.params, Reshape) and layer.params.shape
-                 and -1 not in layer.params.shape and max(layer.params.shape) > 1):
-            return layer.name
-    return None
-
-
-def _choose_input(image, total: int, input_shape, fixed_by: str | None
-                  ) -> tuple[tuple[int, ...], str]:
-    """The given input shape; else the declared one, moved to the nearest total*k+1
-    unless a layer (`fixed_by`) needs the declared size."""
-    if input_shape is not None:
-        return tuple(input_shape), ""
-    declared = _declared_shape(image)
-    if declared is None or len(declared) != 4 or None in declared:
-        raise UsageError("the network does not declare its input size; give --input-shape")
-    _, c, h, w = declared
-    if fixed_by is not None:
-        return tuple(declared), f" (the declared size: '{fixed_by}' needs it)"
-    h2 = total * max(1, round((h - 1) / total)) + 1
-    w2 = total * max(1, round((w - 1) / total)) + 1
-    note = "" if (h2, w2) == (h, w) else (
-        f" (the declared {h}x{w} moved to {h2}x{w2} = {total}k+1, where Caffe's rounding agrees "
-        "at every stride)")
-    return (1, c, h2, w2), note
-
-
-def _off_grid(graph: Graph) -> set[str]:
-    """Blobs that a default comparison leaves alone: at or after a resize that is not
-    back onto a grid of the network (a zoom to the image size, which the conversion
-    moves off the image's grid), and a pyramid pooling's bins with what they feed
-    (their poolings average a denser map: inexact by construction)."""
-    geo = grids.geometry(graph)
-    out: set[str] = {b.name for b in geo.branch}
-    for layer in graph.layers:
-        bottoms = graph.bottoms(layer)
-        free = grids.is_resampler(layer) and layer.index not in geo.anchors
-        if free or any(b.name in out for b in bottoms):
-            out.update(t.name for t in graph.tops(layer))
-    return out
-
-
-def _choose_blob(orig: Graph, factors: dict, blob: str | None) -> str:
-    """The blob asked for, or the last one both networks keep a spatial layout for."""
-    names = {b.name for b in orig.blobs}
-    if blob is None:
-        off = _off_grid(orig)
-        candidates = [b.name for b in reversed(orig.blobs) if factors.get(b.name) is not None
-                      and b.name not in off]
-        if not candidates:
-            raise UsageError("no blob keeps a spatial layout in both networks; name one with --blob")
-        return candidates[0]
-    if blob not in names:
-        raise UsageError(f"--blob {blob}: the original network has no such blob")
-    if factors.get(blob) is None:
-        raise UsageError(f"--blob {blob}: this blob has no spatial layout in both networks "
-                         "(it follows a global pooling or a classifier); choose an earlier one")
-    return blob
-
-
 def _run_both(runner, nets: list[Loaded], weights: list[str], inputs: dict, blob: str,
               writer: str) -> list[np.ndarray]:
     with tempfile.TemporaryDirectory(prefix="caffe_atrous_verify_") as tmp:
@@ -272,14 +191,6 @@ def _load_pair(orig_path: str, new_path: str, weights: list[str], schema) -> tup
     return orig_l, new_l
 
 
-def _image(orig: Graph, orig_path: str):
-    images = [b for b in orig.inputs if b.producer is None or b.producer.type == "Input"]
-    if len(images) != 1:
-        raise UsageError("verify needs a network with one input blob (an `input` or Input layer); "
-                         "found " + (", ".join(b.name for b in images) or "none"), file=orig_path)
-    return images[0]
-
-
 def _region(out0, sampled, blob: str, is_head: bool, aligned: bool, orig: Graph, strides0):
     """Rows and columns to compare, and the border band left out at unaligned sizes."""
     rows, cols = min(out0.shape[2], sampled.shape[2]), min(out0.shape[3], sampled.shape[3])
@@ -329,12 +240,12 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
     strides0, strides1 = st.cumulative_strides(orig), st.cumulative_strides(new)
     findings = diagnose(orig, new, strides0, strides1)
     factors, head_blobs = _top_factors(orig, new, strides0, strides1)
-    image = _image(orig, orig_path)
+    image = image_blob(orig, orig_path)
     # positions line up exactly where the input suits the original's output stride: a
     # denser conversion samples the original's grid, a coarser one is sampled from it
     total = int(max(st.network_output_stride(orig), 1))
-    input_shape, note = _choose_input(image, total, input_shape, _size_fixed_by(orig))
-    blob = _choose_blob(orig, factors, blob)
+    input_shape, note = choose_input(image, total, input_shape, size_fixed_by(orig))
+    blob = choose_blob(orig, factors, blob)
     m = factors[blob]
     writer = next((l.name for l in reversed(orig.layers) if blob in l.tops), blob)
     # Both networks end at the compared blob: a classifier head sized for another
@@ -354,8 +265,8 @@ def verify(orig_path: str, new_path: str, weights_path: str, blob: str | None = 
                           "inf values?", file=weights_path)
     shape0 = tuple(out0.shape)
     out0, sampled = _sample(out0, out1, m)
-    aligned = _aligned(input_shape[2], total) and _aligned(input_shape[3], total)
-    rows, cols, band = _region(out0, sampled, blob, blob in head_blobs, aligned, orig, strides0)
+    fits = aligned(input_shape[2], total) and aligned(input_shape[3], total)
+    rows, cols, band = _region(out0, sampled, blob, blob in head_blobs, fits, orig, strides0)
     max_abs, max_rel = _errors(out0[:, :, :rows, :cols].astype(np.float64),
                                sampled[:, :, :rows, :cols].astype(np.float64))
     compared_index = max((l.index for l in orig.layers if l.name == writer), default=-1)
