@@ -82,7 +82,9 @@ def check(loaded: Loaded, result, opts: Options, convert: Callable) -> None:
     heads = result.plan.heads()
     _check_layers(loaded, after, heads)
     _check_params(loaded, after, heads, opts.input_shape)
-    stride = result.plan.stride_after
+    from ..analysis.strides import network_output_stride
+    own = max(network_output_stride(g) for g in after.graphs(opts.input_shape))
+    stride = min(result.plan.stride_after, own)      # never a coarser conversion of its own
     if stride.denominator == 1:
         again = convert(after, Options(output_stride=int(stride), mode=opts.mode,
                                        input_shape=opts.input_shape, align=opts.align), False)

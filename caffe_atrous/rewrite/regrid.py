@@ -45,9 +45,13 @@ def bin_pooling(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decisio
     shape = ctx.shapes0.get(x)
     if shape is None or len(shape) != 4 or None in shape[2:] or w.kernel != w.stride \
             or w.pad != (0, 0):
-        new = Window(kernel=(w.kernel[0] * m[0], w.kernel[1] * m[1]),
-                     stride=(w.stride[0] * m[0], w.stride[1] * m[1]),
-                     pad=(w.pad[0] * m[0], w.pad[1] * m[1]), dilation=w.dilation)
+        scaled = [tuple(v * f for v, f in zip(pair, m)) for pair in (w.kernel, w.stride, w.pad)]
+        if any(v != int(v) for pair in scaled for v in pair) or min(scaled[0]) < 1:
+            raise ctx.fail(layer, f"pyramid pooling over '{x.name}', now {fmt_density(m)}: its "
+                           f"kernel {fmt_pair(w.kernel)}, stride and pad do not scale to whole "
+                           "numbers; give --input-shape so that its bins can be sized")
+        k, s, p = (tuple(int(v) for v in pair) for pair in scaled)
+        new = Window(kernel=k, stride=s, pad=p, dilation=w.dilation)
     else:
         bins = tuple(pool_out(shape[2 + a], w, a, layer.pool.ceil_mode) for a in (0, 1))
         size = tuple(math.floor((shape[2 + a] - 1) * m[a]) + 1 for a in (0, 1))
