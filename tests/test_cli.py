@@ -184,3 +184,10 @@ def test_init_weights_quiet_and_verbose(tmp_path, capsys):
     assert err[-1].startswith("init-weights: ") and "layers with random weights written" in err[-1]
     assert main(["init-weights", str(EXAMPLE), "-o", str(out), "-q", "-v"]) == 2
 
+
+
+def test_a_file_name_with_braces_is_a_file_not_text(tmp_path, capsys):
+    src = tmp_path / "net{os8}.prototxt"
+    src.write_text(EXAMPLE.read_text())
+    assert main([str(src), "-o", str(tmp_path / "out.prototxt"), "-q"]) == 0
+    assert "dilation: 2" in (tmp_path / "out.prototxt").read_text()

@@ -75,9 +75,10 @@ def _merge_config(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def _input(path: str):
-    """What the API takes for a file argument: a path, or the text of standard input."""
-    return read_text("-") if path == "-" else os.path.abspath(path) if "{" in path or \
-        "\n" in path else path
+    """What the API takes for a file argument: the file's path (as a Path, so that no name
+    is ever read as prototxt text), or the text of standard input."""
+    from pathlib import Path
+    return read_text("-") if path == "-" else Path(path)
 
 
 def _convert(args: argparse.Namespace) -> api.Conversion:
