@@ -84,11 +84,18 @@ def test_imports_go_one_way():
     assert checked > 100
 
 
-def test_the_check_sees_init_files_and_absolute_imports(tmp_path):
-    # the architecture check itself: an __init__ importing upward is caught
-    assert layer_of("formats") < layer_of("cli")
-    assert list(imports(PACKAGE / "cli" / "__init__.py"))
+def test_the_check_sees_init_files_and_absolute_imports(tmp_path, monkeypatch):
+    # an __init__'s relative imports resolve from its own package
+    assert "core.errors" in set(imports(PACKAGE / "cli" / "__init__.py"))
     assert layer_of(module_name(PACKAGE / "cli" / "__init__.py")[0]) == layer_of("cli")
+    # and a module that imports upward, relatively or absolutely, is caught
+    fake = tmp_path / "caffe_atrous" / "formats"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("from ..cli import main\nimport caffe_atrous.api\n")
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", tmp_path / "caffe_atrous")
+    found = list(imports(fake / "__init__.py"))
+    assert found == ["cli", "api"]
+    assert all(layer_of(t) > layer_of("formats") for t in found)
 
 
 def _imported_modules(path: Path):

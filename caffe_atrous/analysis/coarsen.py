@@ -25,11 +25,12 @@ has the factor 1/f.
 
 from __future__ import annotations
 
+from ..core.window import Pair
 from ..graph.graph import Blob, Graph
 from ..graph.records import LayerSpec
 from .strides import network_output_stride, strides_in_scale
 
-Pair = tuple
+
 
 
 def _dilation(layer: LayerSpec) -> int | None:

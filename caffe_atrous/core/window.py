@@ -17,16 +17,32 @@ def fmt_pair(p) -> str:
     return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
 
 
+# A per-axis factor `m` by which a blob (or a stride) changed: m >= 1 where it became m
+# times denser, 1/f where it became f times coarser. How such a factor reads, in one place.
+
+def is_denser(m) -> bool:
+    """Whether `m` makes a blob denser (or leaves it), not coarser."""
+    return all(v >= 1 for v in m)
+
+
+def coarser_by(m) -> Pair:
+    """f per axis, for a factor m = 1/f that makes a blob f times coarser."""
+    return tuple(int(1 / v) for v in m)
+
+
 def fmt_density(m) -> str:
     """How much denser a blob became, as text: 'x2 denser', 'x2 coarser' (m = 1/2)."""
-    if all(v >= 1 for v in m):
-        return f"x{fmt_pair(m)} denser"
-    return f"x{fmt_pair(tuple(1 / v for v in m))} coarser"
+    return f"x{fmt_pair(m)} denser" if is_denser(m) else f"x{fmt_pair(coarser_by(m))} coarser"
+
+
+def fmt_times(m) -> str:
+    """What a factor does to a dilation or pad, as text: 'x2', or '/2' for m = 1/2."""
+    return f"x{fmt_pair(m)}" if is_denser(m) else f"/{fmt_pair(coarser_by(m))}"
 
 
 def map_word(m) -> str:
     """'dense' or 'coarser': the map a layer reads once its input changed by `m`."""
-    return "dense" if all(v >= 1 for v in m) else "coarser"
+    return "dense" if is_denser(m) else "coarser"
 
 
 class Window(NamedTuple):

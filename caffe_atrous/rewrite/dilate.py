@@ -7,7 +7,7 @@ Both are 1/f where a network is made f times coarser (a stride put back).
 
 from __future__ import annotations
 
-from ..core.window import Pair, Window, fmt_pair
+from ..core.window import Pair, Window, coarser_by, fmt_pair
 
 EXACT = "exact"
 SEED = "seed"          # the default: PSPNet/DeepLab/R-FCN/SSD convention
@@ -47,10 +47,10 @@ def dilate_conv(w: Window, m: Pair, r: Pair, mode: str) -> tuple[Window, list[st
         if d_exact is None or p_exact is None:
             if w.dilation[a] != 1 or r[a] != 1:
                 raise CannotFollow(f"dilation {w.dilation[a]} and pad {w.pad[a]} cannot follow a "
-                                   f"map {fmt_pair(tuple(1 / f for f in m))} times coarser: "
+                                   f"map {fmt_pair(coarser_by(m))} times coarser: "
                                    "they do not divide by it")
             note = (f"kernel {fmt_pair(w.kernel)} keeps dilation 1 over a map "
-                    f"{fmt_pair(tuple(1 / f for f in m))} times coarser: it now sees that much "
+                    f"{fmt_pair(coarser_by(m))} times coarser: it now sees that much "
                     "more of the image (not exact)")
             if note not in notes:
                 notes.append(note)

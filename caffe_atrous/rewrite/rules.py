@@ -16,7 +16,8 @@ from ..core.errors import AtrousError
 from ..graph.records import Crop, PriorBox, PythonLayer, RoiPool
 from ..graph.records import LayerSpec
 from ..graph.graph import Blob, Graph
-from ..core.window import Pair, Window, fmt_density, fmt_pair, map_word, pool_out
+from ..core.window import (Pair, Window, coarser_by, fmt_density, fmt_pair, fmt_times,
+                           is_denser, map_word, pool_out)
 from . import heads
 from .changes import LayerChange
 from .dilate import EXACT, SEED, CannotFollow, dilate_conv, unstride_pool
@@ -72,13 +73,6 @@ class Decision(LayerChange):
         return bool(self.reasons)
 
 
-def _times(m: Pair) -> str:
-    """'x2' or '/2': what a factor does to dilation and pad."""
-    if all(v >= 1 for v in m):
-        return f"x{fmt_pair(m)}"
-    return f"/{fmt_pair(tuple(1 / v for v in m))}"
-
-
 def covers_whole_map(ctx: RuleContext, layer: LayerSpec) -> bool:
     """A pooling that reduced a denser blob to 1x1 (ResNet's pool5) must become global.
 
@@ -105,9 +99,9 @@ def _on_the_dense_map(w: Window, level: int) -> bool:
 
 
 def _stride_reason(w: Window, r: Pair) -> str:
-    if all(v >= 1 for v in r):
+    if is_denser(r):
         return f"stride {fmt_pair(w.stride)} removed"
-    return f"stride x{fmt_pair(tuple(1 / v for v in r))} put back (a coarser output stride)"
+    return f"stride x{fmt_pair(coarser_by(r))} put back (a coarser output stride)"
 
 
 def convolution(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
@@ -132,8 +126,8 @@ def convolution(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decisio
     except CannotFollow as exc:
         raise ctx.fail(layer, f"{exc}; ask for an output stride this dilation divides into, "
                          "or keep the network's own") from None
-    if ctx.mode == EXACT and any("not exact" in n for n in notes):
-        notes = []                       # exactness.py names it among what is not exact
+    if ctx.mode == EXACT:                # its only notes: a dilation 1 over a coarser map,
+        notes = []                       # which exactness.py names among what is not exact
     d = Decision(warnings=notes)
     if new == w:
         return d
@@ -141,10 +135,10 @@ def convolution(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decisio
     if r != (1, 1):
         d.reasons.append(_stride_reason(w, r))
     if m != (1, 1) and w.kernel != (1, 1) and (new.dilation, new.pad) != (w.dilation, w.pad):
-        d.reasons.append(f"reads a {fmt_density(m)} blob: dilation and pad {_times(m)}")
+        d.reasons.append(f"reads a {fmt_density(m)} blob: dilation and pad {fmt_times(m)}")
     if new != dilate_conv(w, m, r, EXACT)[0]:
         d.reasons.append("takes the new dilation itself (seed convention)" if
-                         all(v >= 1 for v in r) else "gives up its dilation (seed convention)")
+                         is_denser(r) else "gives up its dilation (seed convention)")
     if layer.conv.engine == "CUDNN" and max(new.dilation) > 1:
         d.clear_engine = True
         d.reasons.append("engine CUDNN removed (cuDNN has no dilated convolution in Caffe)")
@@ -176,7 +170,7 @@ def pooling(ctx: RuleContext, layer: LayerSpec, m: Pair, r: Pair) -> Decision:
     if w is None:
         return d
     if dense and w.kernel != (1, 1):
-        coarser = not all(v >= 1 for v in m)
+        coarser = not is_denser(m)
         msg = (f"pooling {w.kernel[0]}x{w.kernel[1]} reads '{x.name}', now {fmt_density(m)}; "
                + ("a pooling with stride 1 has no exact coarser form" if coarser else
                   "Caffe pooling has no dilation") + ", so this cannot be exact")

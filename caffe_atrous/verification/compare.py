@@ -31,7 +31,7 @@ from ..rewrite.heads import ELEMENTWISE
 
 # What may follow a classifier head and still give (N, K) per position.
 HEAD_FOLLOWERS = ELEMENTWISE | {"InnerProduct", "Softmax"}
-from ..core.window import Pair, fmt_pair
+from ..core.window import Pair, coarser_by, fmt_pair, is_denser
 
 
 @dataclass
@@ -61,11 +61,11 @@ class Report:
 
     def lines(self) -> list[str]:
         """The report as `verify: ...` lines for the terminal, the PASS or FAIL line last."""
-        if all(v >= 1 for v in self.factor):
+        if is_denser(self.factor):
             shapes = (f"original {fmt_shape(self.orig_shape)}, converted "
                       f"{fmt_shape(self.new_shape)} sampled every {fmt_pair(self.factor)}")
         else:
-            every = fmt_pair(tuple(int(1 / v) for v in self.factor))
+            every = fmt_pair(coarser_by(self.factor))
             shapes = (f"original {fmt_shape(self.orig_shape)} sampled every {every}, converted "
                       f"{fmt_shape(self.new_shape)}")
         out = [f"verify: engine {self.engine}; input {fmt_shape(self.input_shape)}"
@@ -177,14 +177,13 @@ def _check_weights(loaded: Loaded, weights_path: str, input_shape=None,
 
 
 def _load_pair(orig_path: str, new_path: str, weights: list[str], schema) -> tuple[Loaded, Loaded]:
-    """Both networks, checked; ORIG cut where NEW ends when NEW was truncated."""
+    """Both networks; ORIG cut where NEW ends when NEW was truncated. (Their weights are
+    checked once, at the size they will run at, by verify.)"""
     for path in weights:
         if not os.path.isfile(path):
             raise UsageError("no such file", file=path)
     orig_l = load_text(read_text(orig_path), orig_path, schema)
     new_l = load_text(read_text(new_path), new_path, schema)
-    _check_weights(orig_l, weights[0])
-    _check_weights(new_l, weights[1], original=orig_l)
     orig_names, new_names = netspec.layer_names(orig_l.net), netspec.layer_names(new_l.net)
     if new_names and len(new_names) < len(orig_names) and orig_names[:len(new_names)] == new_names:
         orig_l = truncate(orig_l, new_names[-1])        # NEW was made with --truncate-after
@@ -213,9 +212,9 @@ def _sample(out0: np.ndarray, out1: np.ndarray, m: Pair) -> tuple[np.ndarray, np
     """(reference, compared) on the same positions: the converted output sampled
     every m-th position where it is m times denser; the original's sampled every f-th
     where the conversion made it f times coarser (m = 1/f)."""
-    if all(v >= 1 for v in m):
+    if is_denser(m):
         return out0, out1[:, :, ::int(m[0]), ::int(m[1])]
-    f = tuple(int(1 / v) for v in m)
+    f = coarser_by(m)
     return out0[:, :, ::f[0], ::f[1]], out1
 
 
